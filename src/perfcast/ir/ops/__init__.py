@@ -1,0 +1,13 @@
+"""Op definitions; importing this package fills the registry."""
+
+from perfcast.ir.ops import (  # noqa: F401
+    attention,
+    collective,
+    conv,
+    elementwise,
+    embedding,
+    gemm,
+    movement,
+    norm,
+    reduction,
+)
