@@ -1,0 +1,77 @@
+"""``perfcast analyze TARGET --hardware NAME``: how fast a model runs there, and why."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from perfcast.cli.report import render_comparison, render_estimate
+
+TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
+                "path/to/file.py:factory returning (model, example_inputs)")
+
+
+def analyze(
+    target: Annotated[str | None, typer.Argument(help=TARGETS_HELP)] = None,
+    hardware: Annotated[list[str] | None, typer.Option(
+        "--hardware", "-H", help="Catalog device, alias, YAML path or 'local'; repeatable.")] = None,
+    dtype: Annotated[str | None, typer.Option(
+        help="Precision of weights and activations (fp32, bf16, fp16...); "
+             "default: the model's own.")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size of the example inputs.")] = 1,
+    seq_len: Annotated[int, typer.Option(
+        "--seq-len", min=1, help="Sequence length (built-in transformer examples).")] = 128,
+    fusion: Annotated[str, typer.Option(
+        "--target", help="Fusion target: eager, compile or perfcast.")] = "eager",
+    top: Annotated[int, typer.Option(min=1, help="Kernels to list in the report.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
+    list_examples: Annotated[bool, typer.Option(
+        "--list-examples", help="List the built-in examples and exit.")] = False,
+) -> None:
+    """Estimate latency, FLOPs, bytes, memory and energy of a model on catalog hardware."""
+    from perfcast.estimate.analyze import estimate_prepared, prepare
+    from perfcast.frontends import CaptureError, load_target
+    from perfcast.hardware import HardwareError, load_spec
+    from perfcast.ir import DTypeError
+    from perfcast.passes import UnknownTargetError
+
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
+    if list_examples:
+        _print_examples(out)
+        return
+    if target is None:
+        _fail(err, "missing TARGET: " + TARGETS_HELP)
+    try:
+        specs = [load_spec(h) for h in (hardware or ["h100-sxm"])]
+        with err.status(f"building {target} ..."):
+            loaded = load_target(target, batch=batch, seq_len=seq_len)
+        with err.status(f"capturing {loaded.name} with torch.export ...") as status:
+            prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype, name=loaded.name,
+                               progress=lambda msg: status.update(f"{loaded.name}: {msg} ..."))
+        results = [estimate_prepared(prepared, spec, target=fusion) for spec in specs]
+    except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
+        _fail(err, str(exc))
+    if as_json:
+        payload = [r.to_dict() for r in results]
+        typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        return
+    for result in results:
+        render_estimate(out, result, top=top)
+    if len(results) > 1:
+        render_comparison(out, results, specs)
+
+
+def _print_examples(out: Console) -> None:
+    from perfcast.examples import list_examples
+
+    for ex in list_examples():
+        out.print(f"examples:{ex.name:14s} {ex.description}  [dim]({escape(ex.source)})[/dim]")
+
+
+def _fail(err: Console, message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(2)

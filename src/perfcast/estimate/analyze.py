@@ -1,0 +1,101 @@
+"""Analyze a model: capture -> dead-code elimination -> kernels -> per-kernel roofline."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from perfcast.estimate.efficiency import Confidence, EfficiencyModel, TheoreticalEfficiency
+from perfcast.estimate.memory import peak_activation_bytes, weight_bytes
+from perfcast.estimate.result import Estimate, Totals
+from perfcast.estimate.roofline import estimate_kernel
+from perfcast.frontends.torch_export import Capture, Progress, capture
+from perfcast.hardware import HardwareSpec, load_spec
+from perfcast.ir import Graph
+from perfcast.ir.tensor import Dim
+from perfcast.passes import eliminate_dead_code, get_target, partition
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A captured graph ready to estimate on any hardware."""
+
+    name: str
+    dtype: str
+    capture: Capture
+    graph: Graph
+
+
+def prepare(model: Any, example_inputs: Any, *, dtype: str | None = None,
+            name: str | None = None, progress: Progress | None = None) -> Prepared:
+    """Capture ``model`` once; the result can be estimated on many devices."""
+    cap = capture(model, example_inputs, dtype=dtype, name=name, progress=progress)
+    graph = eliminate_dead_code(cap.graph)
+    return Prepared(cap.graph.name, dtype or _dominant_dtype(graph), cap, graph)
+
+
+def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
+                      target: str = "eager", efficiency: EfficiencyModel | None = None,
+                      allow_tf32: bool = False) -> Estimate:
+    """Estimate a prepared model on one device for one fusion target."""
+    hw = load_spec(hardware) if isinstance(hardware, str) else hardware
+    graph = prepared.graph
+    eff = efficiency or TheoreticalEfficiency()
+    kernels = partition(graph, get_target(target))
+    estimates = [estimate_kernel(k, hw, eff, allow_tf32) for k in kernels]
+    energy = [kernel_energy(e.kernel.flops, e.kernel.bytes, e.time_s, hw) for e in estimates]
+    by_category: Counter = Counter()
+    for node in graph.nodes:
+        cat = graph.category(node)
+        if cat is not None and not graph.is_view(node):
+            by_category[str(cat)] = by_category[str(cat)] + graph.cost(node).flops
+    unsupported = dict(graph.unsupported())
+    levels = [e.efficiency.confidence for e in estimates]
+    confidence = Confidence.PARTIAL if unsupported else Confidence.weakest(levels)
+    notes = []
+    if unsupported:
+        notes.append(f"{sum(unsupported.values())} ops of {len(unsupported)} kinds are unknown to "
+                     "the registry: their FLOPs are missing (bytes estimated from shapes)")
+    totals = Totals(
+        flops=_sum(k.flops for k in kernels),
+        flops_by_category=dict(by_category),
+        bytes=_sum(k.bytes for k in kernels),
+        time_s=_sum(e.time_s for e in estimates),
+        params=prepared.capture.params,
+        weights_bytes=weight_bytes(graph),
+        activations_peak_bytes=peak_activation_bytes(graph, kernels),
+        energy_j=_sum(energy),
+    )
+    return Estimate(prepared.name, hw.name, prepared.dtype, get_target(target).name, totals,
+                    estimates, energy, unsupported, confidence, notes)
+
+
+def analyze_model(model: Any, example_inputs: Any, *, hardware: str | HardwareSpec = "h100-sxm",
+                  dtype: str | None = None, target: str = "eager", name: str | None = None,
+                  efficiency: EfficiencyModel | None = None) -> Estimate:
+    """Capture ``model`` with ``example_inputs`` and estimate it on ``hardware``."""
+    prepared = prepare(model, example_inputs, dtype=dtype, name=name)
+    return estimate_prepared(prepared, hardware, target=target, efficiency=efficiency)
+
+
+def kernel_energy(flops: Dim, nbytes: Dim, time_s: Dim, hw: HardwareSpec) -> Dim:
+    """Dynamic energy of the work plus static (idle) power over the kernel's time."""
+    return flops * hw.energy.flop_j + nbytes * hw.energy.dram_byte_j + hw.power.idle_w * time_s
+
+
+def _sum(values) -> Dim:
+    total: Dim = 0
+    for v in values:
+        total = total + v
+    return total
+
+
+def _dominant_dtype(graph: Graph) -> str:
+    """The dtype holding most weight bytes (the model's precision), else float32."""
+    weights: Counter = Counter()
+    for t in graph.constants():
+        weights[t.dtype] += float(np.max(t.nbytes))
+    return weights.most_common(1)[0][0] if weights else "float32"
