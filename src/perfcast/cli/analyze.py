@@ -18,7 +18,8 @@ TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
 def analyze(
     target: Annotated[str | None, typer.Argument(help=TARGETS_HELP)] = None,
     hardware: Annotated[list[str] | None, typer.Option(
-        "--hardware", "-H", help="Catalog device, alias, YAML path or 'local'; repeatable.")] = None,
+        "--hardware", "-H",
+        help="Catalog device, alias, YAML path or 'local'; repeatable.")] = None,
     dtype: Annotated[str | None, typer.Option(
         help="Precision of weights and activations (fp32, bf16, fp16...); "
              "default: the model's own.")] = None,

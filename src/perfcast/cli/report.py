@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from perfcast.estimate.result import Estimate, format_si
+from perfcast.estimate.result import Estimate
 from perfcast.hardware import HardwareSpec
+from perfcast.units import si
 
 
 def _f(value, unit: str) -> str:
-    return format_si(float(np.max(value)), unit)
+    return si(float(np.max(value)), unit)
 
 
 def render_estimate(out: Console, est: Estimate, top: int = 10) -> None:
@@ -37,7 +38,8 @@ def render_estimate(out: Console, est: Estimate, top: int = 10) -> None:
         ("memory", f"weights {_f(t.weights_bytes, 'B')}, "
                    f"peak activations {_f(t.activations_peak_bytes, 'B')}"),
         ("energy", _f(t.energy_j, "J")),
-        ("kernels", f"{len(est.kernels)} ({', '.join(f'{n} {b}-bound' for b, n in bounds.items())})"),
+        ("kernels", f"{len(est.kernels)} ("
+                    + ", ".join(f"{n} {b}-bound" for b, n in bounds.items()) + ")"),
         ("confidence", str(est.confidence)),
     ]:
         summary.add_row(label, value)
@@ -64,17 +66,17 @@ def render_estimate(out: Console, est: Estimate, top: int = 10) -> None:
 
 
 def _kernels_table(out: Console, est: Estimate, top: int, total_time: float) -> None:
-    table = Table(title=f"top {top} kernels by time", box=box.SIMPLE_HEAD)
-    table.add_column("kernel", max_width=26, overflow="ellipsis", no_wrap=True)
-    table.add_column("module", max_width=28, overflow="ellipsis", no_wrap=True)
-    for col in ("time", "share", "FLOPs", "bytes", "FLOP/B"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("bound", no_wrap=True)
+    table = Table(title=f"top {top} kernels by time", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("kernel @ module", overflow="ellipsis", no_wrap=True, max_width=34)
+    for col in ("time", "%", "FLOPs", "bytes", "FLOP/B", "bound"):
+        table.add_column(col, justify="left" if col == "bound" else "right", no_wrap=True)
     for k in est.top_kernels(top):
         fl, by = float(np.max(k.kernel.flops)), float(np.max(k.kernel.bytes))
-        table.add_row(escape(k.kernel.name), escape(k.kernel.module or "-"), _f(k.time_s, "s"),
-                      f"{100 * float(np.max(k.time_s)) / total_time:.1f}%", _f(fl, "FLOP"),
-                      _f(by, "B"), f"{fl / by:.1f}" if by else "-", str(k.bound))
+        where = k.kernel.module.rsplit(".", 2)[-2:] if k.kernel.module else ["-"]
+        table.add_row(escape(f"{k.kernel.op} @ {'.'.join(where)}"), _f(k.time_s, "s"),
+                      f"{100 * float(np.max(k.time_s)) / total_time:.1f}",
+                      _f(fl, "FLOP"), _f(by, "B"), f"{fl / by:.1f}" if by else "-", str(k.bound))
     out.print(table)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.roofline import KernelEstimate
 from perfcast.ir.tensor import Dim
+from perfcast.units import si
 
 SCHEMA_VERSION = 1
 
@@ -157,16 +158,4 @@ def _jsonable(value: Any) -> Any:
 def _fmt(value: Dim, unit: str) -> str:
     if isinstance(value, np.ndarray):
         return f"{_fmt(value.min(), unit)}..{_fmt(value.max(), unit)}"
-    return format_si(float(value), unit)
-
-
-def format_si(value: float, unit: str) -> str:
-    """``1.5e-3, 's'`` -> ``1.50 ms``; ``3.2e12, 'FLOP'`` -> ``3.20 TFLOP``."""
-    if value == 0:
-        return f"0 {unit}"
-    prefixes = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""),
-                (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")]
-    for scale, p in prefixes:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {p}{unit}"
-    return f"{value:.3g} {unit}"
+    return si(float(value), unit)

@@ -75,7 +75,7 @@ def partition(graph: Graph, target: str | FusionTarget = "eager") -> list[Kernel
 def _host_group(graph: Graph, node: Node, groups, group_of, roots, tgt: FusionTarget):
     """The group ``node`` can join, or None if it starts a kernel of its own."""
     category = graph.category(node)
-    if category is None or not (category in tgt.fusible):
+    if category is None or category not in tgt.fusible:
         return None
     producers = {group_of[roots[i]] for i in node.inputs if roots[i] in group_of}
     for g in sorted(producers, reverse=True):
@@ -120,8 +120,9 @@ def _kernel(graph: Graph, index: int, nodes: list[Node], roots, readers, graph_o
                 saved = saved + tensors[o].nbytes
     unknown = any(graph.category(n) is None for n in nodes)
     anchor = _anchor(graph, nodes)
+    label = "+".join(n.kind for n in nodes[:4]) + ("+..." if len(nodes) > 4 else "")
     return Kernel(
-        name=f"k{index}:" + "+".join(n.kind for n in nodes[:4]) + ("+..." if len(nodes) > 4 else ""),
+        name=f"k{index}:{label}",
         nodes=tuple(nodes),
         category=None if unknown else graph.category(anchor),
         flops=flops,
