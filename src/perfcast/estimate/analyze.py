@@ -16,25 +16,28 @@ from perfcast.frontends.torch_export import Capture, Progress, capture
 from perfcast.hardware import HardwareSpec, load_spec
 from perfcast.ir import Graph
 from perfcast.ir.tensor import Dim
-from perfcast.passes import eliminate_dead_code, get_target, partition
+from perfcast.passes import FusionTarget, eliminate_dead_code, get_target, partition
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A captured graph ready to estimate on any hardware."""
+    """A captured graph ready to estimate on any hardware and target."""
 
     name: str
     dtype: str
     capture: Capture
-    graph: Graph
+    live_graph: Graph  # the captured graph without dead code
+
+    def graph_for(self, target: FusionTarget) -> Graph:
+        return self.live_graph if target.eliminates_dead_code else self.capture.graph
 
 
 def prepare(model: Any, example_inputs: Any, *, dtype: str | None = None,
             name: str | None = None, progress: Progress | None = None) -> Prepared:
     """Capture ``model`` once; the result can be estimated on many devices."""
     cap = capture(model, example_inputs, dtype=dtype, name=name, progress=progress)
-    graph = eliminate_dead_code(cap.graph)
-    return Prepared(cap.graph.name, dtype or _dominant_dtype(graph), cap, graph)
+    return Prepared(cap.graph.name, dtype or _dominant_dtype(cap.graph), cap,
+                    eliminate_dead_code(cap.graph))
 
 
 def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
@@ -42,9 +45,10 @@ def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
                       allow_tf32: bool = False) -> Estimate:
     """Estimate a prepared model on one device for one fusion target."""
     hw = load_spec(hardware) if isinstance(hardware, str) else hardware
-    graph = prepared.graph
+    fusion = get_target(target)
+    graph = prepared.graph_for(fusion)
     eff = efficiency or TheoreticalEfficiency()
-    kernels = partition(graph, get_target(target))
+    kernels = partition(graph, fusion)
     estimates = [estimate_kernel(k, hw, eff, allow_tf32) for k in kernels]
     energy = [kernel_energy(e.kernel.flops, e.kernel.bytes, e.time_s, hw) for e in estimates]
     by_category: Counter = Counter()
@@ -69,7 +73,7 @@ def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
         activations_peak_bytes=peak_activation_bytes(graph, kernels),
         energy_j=_sum(energy),
     )
-    return Estimate(prepared.name, hw.name, prepared.dtype, get_target(target).name, totals,
+    return Estimate(prepared.name, hw.name, prepared.dtype, fusion.name, totals,
                     estimates, energy, unsupported, confidence, notes)
 
 

@@ -24,11 +24,14 @@ def peak_activation_bytes(graph: Graph, kernels: list[Kernel]) -> Dim:
     """
     roots = view_roots(graph)
     const = {t.name for t in graph.constants()}
-    last_use: dict[str, int] = {}
+    made_by = {o: k for k, kernel in enumerate(kernels) for n in kernel.nodes for o in n.outputs}
+    last_use: dict[str, int] = {}  # tensors that leave their kernel -> last reading kernel
     for k, kernel in enumerate(kernels):
         for node in kernel.nodes:
             for i in node.inputs:
-                last_use[roots[i]] = k
+                root = roots[i]
+                if made_by.get(root) != k and root not in const:
+                    last_use[root] = max(k, last_use.get(root, k))
     end = len(kernels)
     for o in graph.outputs:
         last_use[roots[o]] = end
@@ -37,10 +40,9 @@ def peak_activation_bytes(graph: Graph, kernels: list[Kernel]) -> Dim:
     for k, kernel in enumerate(kernels):
         for node in kernel.nodes:
             for o in node.outputs:
-                if o in last_use and o not in const:
+                if o in last_use:
                     live[o] = graph.tensors[o].nbytes
-        current: Dim = sum(live.values(), start=0)
-        peak = _max(peak, current)
+        peak = _max(peak, sum(live.values(), start=0))
         for name in [n for n in live if last_use.get(n, -1) <= k]:
             del live[name]
     return peak

@@ -126,11 +126,14 @@ def _kernel(graph: Graph, index: int, nodes: list[Node], roots, readers, graph_o
         nodes=tuple(nodes),
         category=None if unknown else graph.category(anchor),
         flops=flops,
-        bytes=np.maximum(nbytes - saved, 0) if isinstance(saved, np.ndarray) else max(
-            nbytes - saved, 0),
+        bytes=_clip_at_zero(nbytes - saved),
         dtype=_compute_dtype(graph, anchor),
         module=anchor.module,
     )
+
+
+def _clip_at_zero(value: Dim) -> Dim:
+    return np.maximum(value, 0) if isinstance(value, np.ndarray) else max(value, 0)
 
 
 _ANCHOR_ORDER = (Category.GEMM, Category.CONV, Category.ATTENTION, Category.EMBEDDING,

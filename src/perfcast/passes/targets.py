@@ -2,9 +2,11 @@
 
 Fusion is a property of the runtime, so each target is data, not code:
 - ``eager``: PyTorch eager; every op is its own kernel (views launch nothing),
-  linear layers already include their bias (GEMM beta), SDPA is one flash kernel.
-- ``compile``: torch.compile/Inductor style; elementwise ops, reductions, norms and
-  copies fuse into generated kernels; GEMMs stay library calls.
+  linear layers already include their bias (GEMM beta), SDPA is one flash kernel,
+  and dead code runs too (eager cannot know an output is unused).
+- ``compile``: torch.compile/Inductor style; dead code is eliminated; elementwise
+  ops, reductions, norms and copies fuse into generated kernels; GEMMs stay
+  library calls.
 - ``perfcast``: perfcast's runtime; like ``compile`` plus GEMM/conv epilogues
   (bias + activation + residual) fused into the matmul.
 """
@@ -23,13 +25,15 @@ class FusionTarget:
     fusible: frozenset[Category]  # categories that may join a neighbouring kernel
     epilogue_anchors: frozenset[Category] = frozenset()  # kernels that absorb what follows
     max_ops: int = 64  # largest number of ops one generated kernel takes
+    eliminates_dead_code: bool = True
 
 
 _POINTWISE_FAMILY = frozenset({Category.ELEMENTWISE, Category.REDUCTION, Category.NORM,
                                Category.DATA_MOVEMENT})
 
 TARGETS: dict[str, FusionTarget] = {
-    "eager": FusionTarget("eager", "PyTorch eager: one kernel per op", frozenset()),
+    "eager": FusionTarget("eager", "PyTorch eager: one kernel per op", frozenset(),
+                          eliminates_dead_code=False),
     "compile": FusionTarget("compile", "torch.compile (Inductor): pointwise/reduction fusion",
                             _POINTWISE_FAMILY),
     "perfcast": FusionTarget("perfcast", "perfcast runtime: pointwise fusion + GEMM epilogues",
