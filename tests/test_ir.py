@@ -91,7 +91,7 @@ def test_every_registered_kind_has_a_category():
 
 def test_unknown_dtype_is_a_clear_error():
     assert canonical("bf16") == "bfloat16"
-    with pytest.raises(DTypeError, match="unknown dtype 'fp12'.*allowed"):
+    with pytest.raises(DTypeError, match=r"unknown dtype 'fp12'.*allowed"):
         Tensor("x", (1,), "fp12")
 
 

@@ -1,0 +1,5 @@
+"""``python -m perfcast.cli``."""
+
+from perfcast.cli.main import main
+
+main()
