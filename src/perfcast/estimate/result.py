@@ -11,6 +11,7 @@ import numpy as np
 
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.roofline import KernelEstimate
+from perfcast.ir.cost import Cost
 from perfcast.ir.tensor import Dim
 from perfcast.units import si
 
@@ -109,7 +110,8 @@ class Estimate:
             "name": k.kernel.name, "op": k.kernel.op,
             "category": str(k.kernel.category) if k.kernel.category else "unsupported",
             "module": k.kernel.module, "flops": k.kernel.flops, "bytes": k.kernel.bytes,
-            "intensity": _intensity(k), "time_s": k.time_s, "bound": k.bound,
+            "intensity": Cost(k.kernel.flops, k.kernel.bytes).intensity,
+            "time_s": k.time_s, "bound": k.bound,
             "energy_j": e,
         } for k, e in zip(self.kernels, self.energy_j, strict=True)]
         return pd.DataFrame(rows)
@@ -134,13 +136,6 @@ def layer_of(module: str) -> str:
         if p.isdigit():
             return ".".join(parts[: k + 1])
     return ".".join(parts[:3])
-
-
-def _intensity(k: KernelEstimate) -> Dim:
-    b = np.asarray(k.kernel.bytes, dtype=float)
-    f = np.asarray(k.kernel.flops, dtype=float)
-    out = np.divide(f, b, out=np.zeros(np.broadcast(f, b).shape), where=b > 0)
-    return out if out.ndim else float(out)
 
 
 def _jsonable(value: Any) -> Any:

@@ -34,6 +34,11 @@ def norm_dim(dim: int, rank: int) -> int:
     return dim % max(rank, 1)
 
 
+def same_as_input(ins: Sequence[Tensor], attrs: Mapping[str, object]) -> list[tuple[Shape, str]]:
+    """Output shaped and typed like the first input."""
+    return [(ins[0].shape, ins[0].dtype)]
+
+
 def arg(ins: Sequence[Tensor], attrs: Mapping[str, object], name: str, pos: int) -> Tensor | None:
     """The tensor argument ``name``: by the recorded argument names, else by position."""
     names = attrs.get("tensor_args")
@@ -59,9 +64,3 @@ def as_list(value: object, n: int) -> list[int]:
     vals = [int(v) for v in value]  # type: ignore[union-attr]
     return vals * n if len(vals) == 1 else vals
 
-
-def prod(values: Sequence[Dim]) -> Dim:
-    out: Dim = 1
-    for v in values:
-        out = out * v
-    return out

@@ -11,9 +11,9 @@ never leaves the kernel.
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg, prod
+from perfcast.ir.ops._util import arg
 from perfcast.ir.registry import Category, define
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, numel
 
 SOFTMAX_FLOPS_PER_ELEMENT = 5
 
@@ -26,7 +26,7 @@ def _sdpa_infer(ins, attrs):
 def score_elements(ins) -> Dim:
     """Number of attention scores: batch dims of Q (heads included) x Sq x Sk."""
     q, k = ins[0], ins[1]
-    return prod(q.shape[:-1]) * k.shape[-2]
+    return numel(q.shape[:-1]) * k.shape[-2]
 
 
 def _sdpa_flops(ins, outs, attrs) -> Dim:

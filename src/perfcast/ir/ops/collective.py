@@ -7,6 +7,7 @@ communication model, not here).
 
 from __future__ import annotations
 
+from perfcast.ir.ops._util import same_as_input
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim
 
@@ -14,9 +15,6 @@ from perfcast.ir.tensor import Dim
 def _group(attrs) -> int:
     return int(attrs.get("group_size", 1))
 
-
-def _same(ins, attrs):
-    return [(ins[0].shape, ins[0].dtype)]
 
 
 def _gathered(ins, attrs):
@@ -38,7 +36,7 @@ def _zero(ins, outs, attrs) -> Dim:
     return 0
 
 
-define("all_reduce", Category.COLLECTIVE, _same, _reduce_flops)
+define("all_reduce", Category.COLLECTIVE, same_as_input, _reduce_flops)
 define("all_gather", Category.COLLECTIVE, _gathered, _zero)
 define("reduce_scatter", Category.COLLECTIVE, _scattered, _reduce_flops)
-define(["all_to_all", "send", "recv"], Category.COLLECTIVE, _same, _zero)
+define(["all_to_all", "send", "recv"], Category.COLLECTIVE, same_as_input, _zero)

@@ -7,9 +7,9 @@ output element for the bias add, which the flop counter leaves out.
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg, as_list, prod
+from perfcast.ir.ops._util import arg, as_list
 from perfcast.ir.registry import Category, define
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, numel
 
 
 def _out_size(size: Dim, k: int, stride: int, pad: int, dil: int) -> Dim:
@@ -54,8 +54,8 @@ def _conv_flops(ins, outs, attrs) -> Dim:
     n_sp = len(w.shape) - 2
     out = outs[0]
     spatial = x.shape[-n_sp:] if attrs.get("transposed", False) else out.shape[-n_sp:]
-    batch = prod(x.shape[:-n_sp - 1])
-    flops = 2 * batch * prod(w.shape) * prod(spatial)
+    batch = numel(x.shape[:-n_sp - 1])
+    flops = 2 * batch * numel(w.shape) * numel(spatial)
     return flops + (out.numel if arg(ins, attrs, "bias", 2) is not None else 0)
 
 

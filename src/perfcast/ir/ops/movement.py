@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from perfcast.ir.ops._util import broadcast, norm_dim, prod
+from perfcast.ir.ops._util import broadcast, norm_dim, same_as_input
 from perfcast.ir.registry import Category, define
-from perfcast.ir.tensor import Dim, Shape
+from perfcast.ir.tensor import Dim, Shape, numel
 
 DM = Category.DATA_MOVEMENT
 
@@ -17,16 +17,13 @@ def _view(kinds, infer) -> None:
     define(kinds, DM, infer, view=True)
 
 
-def _same(ins, attrs):
-    return [(ins[0].shape, ins[0].dtype)]
-
 
 def resolve_size(size, total: Dim) -> Shape:
     """A target size that may contain one -1, given the number of elements."""
     dims = list(size)
     if -1 in [d for d in dims if isinstance(d, int)]:
         k = dims.index(-1)
-        dims[k] = total // prod([d for j, d in enumerate(dims) if j != k])
+        dims[k] = total // numel([d for j, d in enumerate(dims) if j != k])
     return tuple(dims)
 
 
@@ -116,7 +113,7 @@ def _flatten(ins, attrs):
         return [((1,), x.dtype)]
     a = norm_dim(int(attrs.get("start_dim", 0)), x.rank)
     b = norm_dim(int(attrs.get("end_dim", -1)), x.rank)
-    return [((*x.shape[:a], prod(x.shape[a:b + 1]), *x.shape[b + 1:]), x.dtype)]
+    return [((*x.shape[:a], numel(x.shape[a:b + 1]), *x.shape[b + 1:]), x.dtype)]
 
 
 def _unflatten(ins, attrs):
@@ -170,10 +167,10 @@ _view("unflatten", _unflatten)
 _view(["split", "split_with_sizes"], _split)
 _view("chunk", _chunk)
 _view("unbind", _unbind)
-_view(["alias", "detach"], _same)
+_view(["alias", "detach"], same_as_input)
 
 # -- copies ---------------------------------------------------------------------------
-define(["clone", "contiguous", "copy", "lift_fresh_copy", "roll", "flip"], DM, _same)
+define(["clone", "contiguous", "copy", "lift_fresh_copy", "roll", "flip"], DM, same_as_input)
 
 
 def _cat(ins, attrs):
@@ -259,7 +256,7 @@ define("index", DM, _index)
 define("index_select", DM, _index_select)
 define("gather", DM, _gather)
 define(["scatter", "scatter_add", "index_put", "index_copy", "index_add", "masked_scatter"],
-       DM, _same)
+       DM, same_as_input)
 
 
 # -- creation -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ parameter adds 1 (weight multiply, bias add).
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg
+from perfcast.ir.ops._util import arg, same_as_input
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim
 
@@ -23,9 +23,6 @@ def _norm_flops(base: int, weight_pos: int, bias_pos: int | None):
     return flops
 
 
-def _same_infer(ins, attrs):
-    return [(ins[0].shape, ins[0].dtype)]
-
 
 def _stats_shape(x, attrs):
     n = len(attrs["normalized_shape"])  # type: ignore[arg-type]
@@ -38,13 +35,13 @@ def _native_ln_infer(ins, attrs):
     return [(x.shape, x.dtype), (stats, "float32"), (stats, "float32")]
 
 
-define("layer_norm", Category.NORM, _same_infer, _norm_flops(5, 1, 2))
+define("layer_norm", Category.NORM, same_as_input, _norm_flops(5, 1, 2))
 define("native_layer_norm", Category.NORM, _native_ln_infer, _norm_flops(5, 1, 2))
-define(["rms_norm", "_fused_rms_norm"], Category.NORM, _same_infer, _norm_flops(3, 1, None))
-define("group_norm", Category.NORM, _same_infer, _norm_flops(5, 1, 2))
+define(["rms_norm", "_fused_rms_norm"], Category.NORM, same_as_input, _norm_flops(3, 1, None))
+define("group_norm", Category.NORM, same_as_input, _norm_flops(5, 1, 2))
 
 # batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
-define("batch_norm", Category.NORM, _same_infer, _norm_flops(2, 1, 2))
+define("batch_norm", Category.NORM, same_as_input, _norm_flops(2, 1, 2))
 
 
 def _bn_triple_infer(ins, attrs):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from perfcast.ir.ops._util import as_list, dims_attr, prod
+from perfcast.ir.ops._util import as_list, dims_attr
 from perfcast.ir.registry import Category, define
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, numel
 
 
 def _reduced_shape(ins, attrs):
@@ -145,7 +145,7 @@ def _pool_infer(n_sp: int, with_indices: bool):
 
 def _pool_flops(n_sp: int, per_out: int):
     def flops(ins, outs, attrs) -> Dim:
-        window = prod(as_list(attrs["kernel_size"], n_sp))
+        window = numel(as_list(attrs["kernel_size"], n_sp))
         return outs[0].numel * (window + per_out)
 
     return flops
@@ -171,7 +171,8 @@ def _adaptive_infer(n_sp: int, with_indices: bool):
 def _adaptive_flops(n_sp: int, per_out: int):
     def flops(ins, outs, attrs) -> Dim:
         x, out = ins[0], outs[0]
-        window = prod([-(-i // o) for i, o in zip(x.shape[-n_sp:], out.shape[-n_sp:], strict=True)])
+        sizes = zip(x.shape[-n_sp:], out.shape[-n_sp:], strict=True)
+        window = numel([-(-i // o) for i, o in sizes])
         return out.numel * (window + per_out)
 
     return flops
