@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from perfcast.cli.report import render_comparison, render_estimate
-
 TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
                 "path/to/file.py:factory returning (model, example_inputs)")
 
@@ -34,6 +32,7 @@ def analyze(
         "--list-examples", help="List the built-in examples and exit.")] = False,
 ) -> None:
     """Estimate latency, FLOPs, bytes, memory and energy of a model on catalog hardware."""
+    from perfcast.cli.report import render_comparison, render_estimate
     from perfcast.estimate.analyze import estimate_prepared, prepare
     from perfcast.frontends import CaptureError, load_target
     from perfcast.hardware import HardwareError, load_spec
