@@ -7,6 +7,7 @@ from perfcast.ir.ops import (  # noqa: F401
     elementwise,
     embedding,
     gemm,
+    llm,
     movement,
     norm,
     reduction,

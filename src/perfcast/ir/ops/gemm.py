@@ -13,7 +13,8 @@ from perfcast.ir.tensor import Dim, Shape
 
 def _linear_infer(ins, attrs):
     x, w = ins[0], ins[1]
-    return [((*x.shape[:-1], w.shape[0]), x.dtype)]
+    # out_dtype: low-precision GEMMs (fp8, fp4) write a wider result, as _scaled_mm does.
+    return [((*x.shape[:-1], w.shape[0]), str(attrs.get("out_dtype") or x.dtype))]
 
 
 def _linear_flops(ins, outs, attrs) -> Dim:
