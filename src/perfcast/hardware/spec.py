@@ -86,11 +86,24 @@ class MemoryLevel(Sourced):
 
 
 class Link(Sourced):
-    """An interconnect; bandwidth is per device and per direction."""
+    """An interconnect; bandwidth is per device and per direction.
+
+    ``latency_s`` is the per-hop (per algorithm step) latency of one small message over
+    the link, as collective libraries model it; ``latency_source`` names the source of
+    that figure when it differs from the link's ``source``.
+    """
 
     name: str
     bandwidth_bytes_per_s_per_direction: Positive
     domain_size: int = Field(ge=1)
+    latency_s: Positive | None = None
+    latency_source: str | None = None
+
+    @model_validator(mode="after")
+    def _latency_source_needs_latency(self) -> Link:
+        if self.latency_source is not None and self.latency_s is None:
+            raise ValueError("latency_source is set but latency_s is not")
+        return self
 
 
 class Power(Sourced):
@@ -186,6 +199,8 @@ class HardwareSpec(_Frozen):
         for path, fig in singles.items():
             if fig is not None:
                 yield path, fig.source
+            if isinstance(fig, Link) and fig.latency_source is not None:
+                yield f"{path}.latency", fig.latency_source
 
     def supports(self, dtype: object) -> bool:
         """Whether the spec lists a peak for ``dtype`` (any alias accepted)."""

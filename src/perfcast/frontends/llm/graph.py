@@ -25,6 +25,7 @@ from perfcast.frontends.llm.config import ModelConfig
 from perfcast.frontends.llm.parallel import Parallelism
 from perfcast.frontends.llm.precision import RESIDUAL_DTYPE, Precision
 from perfcast.ir import Graph, Tensor
+from perfcast.ir.dtypes import itemsize
 from perfcast.ir.tensor import Dim
 
 Phase = Literal["prefill", "decode"]
@@ -80,7 +81,6 @@ class _Builder:
         self.tokens_ffn = batch * new  # tokens per stage GPU in dense MLP / MoE
         self.group = ""
         self.part = ""
-        self.kv_bytes: Dim = 0
 
     # -- primitives ------------------------------------------------------------------
     def module(self) -> str:
@@ -170,11 +170,8 @@ class _Builder:
         return self.op1("add", [x, o])
 
     def _cache(self, name: str, heads: Dim, cached: Dim, dim: int) -> str:
-        """The part of the KV cache one step reads, and the bytes it holds at `context`."""
-        kv = self.prec.kv_cache
-        per_token = heads * dim
-        self.kv_bytes = self.kv_bytes + self.batch_attn * cached * per_token * _itemsize(kv)
-        return self.input(name, (self.batch_attn, heads, cached, dim), kv)
+        """The part of one layer's KV cache that this pass reads."""
+        return self.input(name, (self.batch_attn, heads, cached, dim), self.prec.kv_cache)
 
     def _gqa(self, h: str, heads: Dim, tp: Dim, cached: Dim, window) -> tuple[str, Dim]:
         m = self.m
@@ -348,12 +345,6 @@ class _Builder:
         return self.op1("argmax", [logits], dim=0)
 
 
-def _itemsize(dtype: str) -> float:
-    from perfcast.ir.dtypes import itemsize
-
-    return itemsize(dtype)
-
-
 def build_phase_graph(model: ModelConfig, phase: Phase, batch: Dim, new_tokens: Dim,
                       context: Dim, par: Parallelism, precision: Precision) -> PhaseGraph:
     """The per-GPU graph of one forward pass over ``batch`` requests of one replica."""
@@ -370,18 +361,30 @@ def build_phase_graph(model: ModelConfig, phase: Phase, batch: Dim, new_tokens: 
         x = b.moe(x) if ffn == "moe" else b.mlp(x, model.intermediate_size)
     out = b.head(x)
     b.g.outputs.append(out)
-    kv_per_layer = b.kv_bytes  # summed over the distinct groups, one layer each
-    kv = _kv_total(b, model, counts, kv_per_layer)
+    kv = kv_cache_bytes(model, par, precision, batch, context)
     repeats: dict[str, Dim] = {"embed": 1, "lm_head": 1, **counts}
     return PhaseGraph(b.g, repeats, phase, batch, new_tokens, context, pp=par.pp,
                       kv_cache_bytes=kv)
 
 
-def _kv_total(b: _Builder, model: ModelConfig, counts: dict[str, int], _: Dim) -> Dim:
-    """KV bytes on one GPU: each group's cache size times its layer count, over pp."""
+def kv_cache_bytes(model: ModelConfig, par: Parallelism, precision: Precision, batch: Dim,
+                   context: Dim) -> Dim:
+    """KV-cache bytes on one GPU holding ``batch`` requests (per replica) of ``context`` tokens.
+
+    Per layer and token: 2 x KV heads x head_dim for GQA (heads split by attention TP,
+    replicated when TP exceeds them), the latent plus rope key for MLA (replicated
+    under TP). Sliding-window layers keep only the last ``sliding_window`` tokens.
+    Layers are split over ``pp`` stages and requests over DP-attention ranks.
+    """
+    tp = par.attention_tp
+    if model.mla:
+        per_token = model.mla.cache_dim
+    else:
+        per_token = 2 * np.maximum(model.num_key_value_heads // tp, 1) * model.head_dim
     total: Dim = 0
-    for t in b.g.tensors.values():
-        if t.name in b.g.inputs and t.name.split(".", 1)[1].endswith("cache"):
-            group = t.name.split(".", 1)[0]
-            total = total + t.nbytes * counts[group]
-    return total / b.par.pp
+    for attn, _ in model.layer_kinds():
+        sliding = attn == "sliding_attention"
+        tokens = np.minimum(context, model.sliding_window) if sliding else context
+        total = total + tokens * per_token
+    requests = _ceil_div(batch, par.attention_dp)
+    return requests * total * itemsize(precision.kv_cache) / par.pp

@@ -1,0 +1,62 @@
+"""Achieved fractions of peak for LLM-serving kernels, and per-step engine overhead.
+
+The defaults live in ``data/llm_efficiency.yaml`` with where each figure comes from;
+``perfcast validate llm`` reports how well they do against published results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from perfcast.hardware import HardwareSpec
+from perfcast.ir import Category
+from perfcast.passes import Kernel
+
+DATA = Path(__file__).with_name("data") / "llm_efficiency.yaml"
+
+
+@dataclass(frozen=True)
+class LLMEfficiency:
+    """Fractions of peak FLOP/s (``*_compute``) and of DRAM bandwidth (``*_memory``)."""
+
+    gemm_compute: float = 1.0
+    gemm_memory: float = 1.0
+    moe_compute: float = 1.0
+    moe_memory: float = 1.0
+    attention_compute: float = 1.0
+    attention_memory: float = 1.0
+    vector_memory: float = 1.0
+    kernel_launch_s: float | None = None  # None: the device's launch overhead
+    step_overhead_s: float = 0.0  # per forward pass: scheduling, sampling, host work
+
+    def for_kernel(self, kernel: Kernel) -> tuple[float, float]:
+        """(compute, memory) efficiency of one kernel."""
+        if kernel.category is Category.GEMM:
+            if kernel.nodes[0].kind == "grouped_gemm" or "grouped_gemm" in kernel.op:
+                return self.moe_compute, self.moe_memory
+            return self.gemm_compute, self.gemm_memory
+        if kernel.category is Category.ATTENTION:
+            return self.attention_compute, self.attention_memory
+        return 1.0, self.vector_memory
+
+    def launch_overhead_s(self, hw: HardwareSpec) -> float:
+        return hw.launch_overhead_s.value if self.kernel_launch_s is None else self.kernel_launch_s
+
+    def with_values(self, **values: float) -> LLMEfficiency:
+        return replace(self, **values)
+
+
+THEORETICAL = LLMEfficiency(kernel_launch_s=0.0)
+
+
+@cache
+def default_efficiency() -> LLMEfficiency:
+    """The bundled defaults (``data/llm_efficiency.yaml``)."""
+    data = yaml.safe_load(DATA.read_text())
+    known = {f.name for f in fields(LLMEfficiency)}
+    values = {k: float(v["value"]) for k, v in data["efficiency"].items() if k in known}
+    return LLMEfficiency(**values)

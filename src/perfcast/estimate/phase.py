@@ -1,0 +1,100 @@
+"""Time of one LLM phase graph (prefill or one decode step) on one device.
+
+The graph is partitioned once into kernels as a serving engine runs them (norms,
+activations and quantization fused; GEMMs, attention and collectives on their own);
+each kernel's FLOPs and bytes are arrays over the sweep. Timing a device is then a few
+NumPy operations per kernel, so hardware is looped in Python and everything else is
+vectorized.
+
+Per kernel: ``max(FLOPs / (peak x compute efficiency), bytes / (bandwidth x memory
+efficiency)) + launch overhead``; collectives use the link model of
+:mod:`perfcast.estimate.collectives`. Kernels run one after another (no overlap of
+communication with compute), which is what the engines do for TP all-reduces on the
+critical path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perfcast.estimate.collectives import collective_time
+from perfcast.estimate.llm_efficiency import LLMEfficiency
+from perfcast.frontends.llm.graph import PhaseGraph
+from perfcast.hardware import HardwareSpec
+from perfcast.ir import Category
+from perfcast.ir.tensor import Dim
+from perfcast.passes import Kernel, partition
+
+SERVING_TARGET = "compile"  # pointwise + norm fusion, library GEMMs: what serving engines run
+PARTS = ("compute", "memory", "communication", "overhead")
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """One kernel of a phase graph with its repeat count (layers of its group)."""
+
+    kernel: Kernel
+    group: str
+    part: str
+    repeats: Dim
+    collective: tuple[str, Dim, Dim] | None  # (kind, payload bytes, group size)
+
+
+def phase_kernels(pg: PhaseGraph) -> list[KernelCost]:
+    """Partition ``pg`` and attach repeats and collective payloads to each kernel."""
+    g = pg.graph
+    out = []
+    for k in partition(g, SERVING_TARGET):
+        group, _, part = k.module.partition(".")
+        coll = None
+        if k.category is Category.COLLECTIVE:
+            node = k.nodes[0]
+            tensor = node.outputs[0] if node.kind == "all_gather" else node.inputs[0]
+            coll = (node.kind, g.tensors[tensor].nbytes, node.attrs.get("group_size", 1))
+        out.append(KernelCost(k, group, part, pg.repeats[group], coll))
+    return out
+
+
+@dataclass
+class PhaseTime:
+    """Seconds of one phase on one device; each entry broadcasts over the sweep."""
+
+    total_s: Dim = 0.0
+    by_part: dict[str, Dim] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
+    by_layer: dict[str, Dim] = field(default_factory=dict)  # "<group>.<part>" -> seconds
+
+    def add(self, key: str, part: str, seconds: Dim) -> None:
+        self.total_s = self.total_s + seconds
+        self.by_part[part] = self.by_part[part] + seconds
+        self.by_layer[key] = self.by_layer.get(key, 0.0) + seconds
+
+
+def _peak(kernel: Kernel, hw: HardwareSpec) -> float:
+    if kernel.category in (Category.GEMM, Category.ATTENTION, Category.CONV):
+        return hw.peak_flops(kernel.dtype)
+    return hw.peak_flops("fp32") if hw.supports("fp32") else hw.peak_flops(kernel.dtype)
+
+
+def phase_time(kernels: list[KernelCost], hw: HardwareSpec, eff: LLMEfficiency) -> PhaseTime:
+    """Time of one pass over ``kernels`` on ``hw``; raises UnsupportedPrecisionError."""
+    result = PhaseTime()
+    bandwidth = hw.memory_bandwidth
+    launch = eff.launch_overhead_s(hw)
+    for kc in kernels:
+        k = kc.kernel
+        key = f"{kc.group}.{kc.part}"
+        if kc.collective is not None:
+            kind, payload, group = kc.collective
+            comm = collective_time(kind, payload, group, hw).time_s
+            result.add(key, "communication", comm * kc.repeats)
+            continue
+        ec, em = eff.for_kernel(k)
+        compute = k.flops / (_peak(k, hw) * ec)
+        memory = k.bytes / (bandwidth * em)
+        bound = compute >= memory
+        result.add(key, "compute", np.where(bound, compute, 0.0) * kc.repeats)
+        result.add(key, "memory", np.where(bound, 0.0, memory) * kc.repeats)
+        result.add(key, "overhead", launch * kc.repeats)
+    return result

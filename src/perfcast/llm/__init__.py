@@ -1,0 +1,49 @@
+"""LLM serving estimates: ``perfcast.llm.estimate(...)`` and the model catalog.
+
+>>> est = perfcast.llm.estimate("llama-3.1-70b", "h100-sxm", tp=4, isl=1024, osl=1024,
+...                             concurrency=64, precision="fp8")
+>>> est.tpot_s, est.throughput_per_gpu, est.to_dict()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.serving import ServingEstimate, Workload, estimate_serving
+from perfcast.frontends.llm import ModelConfig, list_models, load_model
+from perfcast.frontends.llm.parallel import Parallelism, check
+from perfcast.frontends.llm.precision import Precision, parse_precision
+from perfcast.hardware import HardwareSpec, load_spec
+
+__all__ = ["ServingEstimate", "estimate", "list_models", "load_model"]
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, tp: int = 1,
+             pp: int = 1, ep: int = 1, dp: int = 1, dp_attention: bool = False,
+             isl: int = 1024, osl: int = 1024, concurrency: int = 1,
+             precision: str | Precision = "bf16", kv_cache: str | None = None,
+             efficiency: LLMEfficiency | None = None) -> ServingEstimate:
+    """Serving metrics of ``model`` on ``hardware`` for one configuration.
+
+    ``model``: catalog name/alias, a config.json path, or a :class:`ModelConfig`;
+    ``hardware``: catalog name/alias or a spec; ``precision``: a preset (bf16, fp8, fp4,
+    w4a16, ...) or ``weights=..,experts=..,activations=..,kv=..``. Raises ``ValueError``
+    subclasses with a specific message for bad input.
+    """
+    cfg = model if isinstance(model, ModelConfig) else load_model(model)
+    hw = hardware if isinstance(hardware, HardwareSpec) else load_spec(hardware)
+    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency)):
+        _positive(name, value)
+    par = check(cfg, Parallelism(tp, pp, ep, dp, dp_attention))
+    prec = parse_precision(precision)
+    if kv_cache:
+        prec = prec.with_kv_cache(kv_cache)
+    return estimate_serving(cfg, hw, par, prec, Workload(isl, osl, concurrency),
+                            efficiency or default_efficiency())
