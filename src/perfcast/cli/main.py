@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perfcast import __version__
-from perfcast.cli import analyze, hw
+from perfcast.cli import analyze, hw, llm
 
 app = typer.Typer(
     name="perfcast",
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(hw.app, name="hw")
+app.add_typer(llm.app, name="llm")
 app.command(name="analyze")(analyze.analyze)
 
 

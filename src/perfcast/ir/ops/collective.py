@@ -7,14 +7,22 @@ communication model, not here).
 
 from __future__ import annotations
 
+import numpy as np
+
 from perfcast.ir.ops._util import same_as_input
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim
 
 
-def _group(attrs) -> int:
-    return int(attrs.get("group_size", 1))
-
+def _group(attrs) -> Dim:
+    """``group_size`` as an int, or an int array when it is swept (array or list)."""
+    raw = attrs.get("group_size", 1)
+    g = np.asarray(int(raw) if isinstance(raw, str) else raw)
+    if g.dtype.kind not in "iuf" or (g.dtype.kind == "f" and not np.all(g == np.round(g))):
+        raise ValueError(f"group_size must be an integer or an integer array, got {g!r}")
+    if np.any(g < 1):
+        raise ValueError(f"group_size must be >= 1, got {g!r}")
+    return int(g) if g.ndim == 0 else g.astype(np.int64)
 
 
 def _gathered(ins, attrs):
@@ -29,7 +37,9 @@ def _scattered(ins, attrs):
 
 def _reduce_flops(ins, outs, attrs) -> Dim:
     g = _group(attrs)
-    return ins[0].numel * (g - 1) // g if g > 1 else 0
+    if isinstance(g, int):
+        return ins[0].numel * (g - 1) // g if g > 1 else 0
+    return np.where(g > 1, ins[0].numel * (g - 1) // g, 0)
 
 
 def _zero(ins, outs, attrs) -> Dim:
