@@ -110,6 +110,9 @@ def _render(out: Console, d: dict, layers: bool) -> None:
               f"concurrency {w['concurrency']}  [dim]confidence {d['confidence']}[/dim]")
     if not d["feasible"]:
         out.print(f"[red]infeasible:[/red] {escape(d['infeasible_reason'] or '')}")
+        out.print(f"largest feasible concurrency: {d['max_concurrency']:.0f}")
+        _render_memory(out, d)
+        return
     metrics = Table(title="Serving metrics (InferenceMAX definitions)", show_header=False)
     for label, value in (
         ("TTFT", si(d["ttft_s"], "s")),
@@ -132,13 +135,7 @@ def _render(out: Console, d: dict, layers: bool) -> None:
                        si(p["memory_s"], "s"), si(p["communication_s"], "s"),
                        si(p["overhead_s"], "s"))
     out.print(phases)
-    mem = d["memory_bytes"]
-    memory = Table(title="Memory per GPU")
-    for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity"):
-        memory.add_column(col, justify="right")
-    memory.add_row(*(si(mem[k], "B") for k in ("weights", "kv_cache", "activations",
-                                                "reserve", "total", "capacity")))
-    out.print(memory)
+    _render_memory(out, d)
     if layers:
         table = Table(title="Per layer group (all layers of the group, one pass)")
         for col in ("phase", "layer group", "part", "time"):
@@ -146,6 +143,18 @@ def _render(out: Console, d: dict, layers: bool) -> None:
         for row in d["layers"]:
             table.add_row(row["phase"], row["layer"], row["part"], si(row["time_s"], "s"))
         out.print(table)
+
+
+def _render_memory(out: Console, d: dict) -> None:
+    from perfcast.units import si
+
+    mem = d["memory_bytes"]
+    memory = Table(title="Memory per GPU")
+    for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity"):
+        memory.add_column(col, justify="right")
+    memory.add_row(*(si(mem[k], "B") for k in ("weights", "kv_cache", "activations",
+                                                "reserve", "total", "capacity")))
+    out.print(memory)
 
 
 def _layout(par: dict) -> str:

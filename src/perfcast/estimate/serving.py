@@ -112,8 +112,9 @@ class ServingEstimate:
             "infeasible_reason": self.infeasible_reason(),
             "confidence": str(self.confidence),
         }
-        for key in _METRICS:
-            out[key] = _num(getattr(self, key))
+        for key in _METRICS:  # an infeasible config is flagged, not estimated
+            keep = out["feasible"] or key == "max_concurrency"
+            out[key] = _num(getattr(self, key)) if keep else None
         out["memory_bytes"] = {
             "weights": _num(self.weights_bytes),
             "kv_cache": _num(self.kv_cache_bytes),
@@ -122,6 +123,9 @@ class ServingEstimate:
             "total": _num(self.memory_total_bytes + self.reserve_bytes),
             "capacity": _num(self.capacity_bytes),
         }
+        if not out["feasible"]:
+            out["phases"], out["layers"] = {}, []
+            return out
         out["phases"] = {
             "prefill": _phase_dict(self.prefill, self.prefill_s),
             "decode_step": _phase_dict(self.decode, self.decode_step_s),
@@ -148,7 +152,7 @@ class ServingEstimate:
                     f"{self.parallelism.describe()} at any concurrency: weights and "
                     f"activations alone need {float(np.max(self.weights_bytes)) / 1e9:.1f} GB "
                     f"+ {float(np.max(self.activation_bytes)) / 1e9:.1f} GB of "
-                    f"{self.capacity_bytes * DEFAULT_MEMORY_UTILIZATION / 1e9:.1f} GB usable")
+                    f"{(self.capacity_bytes - self.reserve_bytes) / 1e9:.1f} GB usable")
         return (f"needs {need / 1e9:.1f} GB per GPU of {self.capacity_bytes / 1e9:.1f} GB; "
                 f"the largest concurrency that fits is {int(np.min(self.max_concurrency))}")
 

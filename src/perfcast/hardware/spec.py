@@ -33,7 +33,7 @@ _DTYPE_ALIASES: dict[str, tuple[str, ...]] = {
         "e5m2",
     ),
     "int8": ("qint8", "quint8", "uint8", "i8"),
-    "fp4": ("float4", "float4_e2m1fn_x2", "nvfp4", "mxfp4", "e2m1"),
+    "fp4": ("float4", "float4_e2m1", "float4_e2m1fn_x2", "nvfp4", "mxfp4", "e2m1"),
 }
 _DTYPE_LOOKUP: dict[str, str] = {
     alias: canon for canon, aliases in _DTYPE_ALIASES.items() for alias in (canon, *aliases)
