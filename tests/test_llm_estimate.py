@@ -213,7 +213,7 @@ def test_ep_larger_than_experts() -> None:
 
 
 def test_precision_the_device_lacks() -> None:
-    with pytest.raises(LLMPrecisionError, match="h100-sxm has no fp4 compute rate.*weight-only"):
+    with pytest.raises(LLMPrecisionError, match=r"h100-sxm has no fp4 compute rate.*weight-only"):
         llm.estimate("llama-3.1-8b", "h100-sxm", precision="fp4")
     with pytest.raises(LLMPrecisionError, match="a100-sxm-80gb has no fp8"):
         llm.estimate("llama-3.1-8b", "a100-sxm-80gb", precision="fp8")
@@ -234,7 +234,7 @@ def test_model_that_fits_at_no_concurrency_is_flagged() -> None:
 
 
 def test_unknown_model_suggests_close_names() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean llama-3.1-70b"):
+    with pytest.raises(UnknownModelError, match=r"did you mean llama-3\.1-70b"):
         llm.estimate("llama-3.1-71b", "h100-sxm")
 
 

@@ -82,6 +82,9 @@ def estimate(
              "weights=..,experts=..,activations=..,kv=..")] = "bf16",
     kv_cache: Annotated[str | None, typer.Option(
         "--kv-cache", help="KV-cache format (bf16, fp8); default: the precision's.")] = None,
+    requests: Annotated[int | None, typer.Option(
+        help="Prompts in the benchmark run, all clients starting at once (InferenceMAX: "
+             "10 x concurrency); default: steady state.")] = None,
     layers: Annotated[bool, typer.Option(help="Show the per-layer breakdown.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
 ) -> None:
@@ -91,7 +94,8 @@ def estimate(
     try:
         est = llm.estimate(model, hardware, tp=tp, pp=pp, ep=ep, dp=dp,
                            dp_attention=dp_attention, isl=isl, osl=osl,
-                           concurrency=concurrency, precision=precision, kv_cache=kv_cache)
+                           concurrency=concurrency, precision=precision, kv_cache=kv_cache,
+                           requests=requests)
     except ValueError as exc:
         _fail(str(exc))
     data = est.to_dict()

@@ -11,7 +11,8 @@ flight, every request has ``isl`` input and ``osl`` output tokens. Per replica:
   (``u = c T / E2E``), ``TPOT = D / (1 - u)``; a new request waits for the running
   step and for queued prefills (M/D/1 wait), ``TTFT = T + D/2 + u T / (2 (1 - u))``;
   ``E2E = TTFT + (osl - 1) TPOT``. The three are solved together by fixed-point
-  iteration, vectorized over the sweep.
+  iteration, vectorized over the sweep. A benchmark run that starts all clients at
+  once (``Workload.waves``) adds the first wave's prefill queue to the mean TTFT.
 
 Metrics follow InferenceMAX (shared/data/README.md): TPOT = (E2E - TTFT)/(osl - 1),
 interactivity = 1/TPOT, ITL = TPOT on average, throughput per GPU = (input + output)
@@ -53,11 +54,18 @@ class LLMPrecisionError(ValueError):
 
 @dataclass
 class Workload:
-    """Requests: input and output lengths (tokens) and client concurrency."""
+    """Requests: input and output lengths (tokens) and client concurrency.
+
+    ``waves``: how many times the client's concurrency is sent in one benchmark run
+    (InferenceMAX sends 10 x concurrency prompts, so 10). The first wave arrives at
+    once and queues for prefill; its mean TTFT, ``T (c + 1) / 2``, is averaged in. None
+    means steady state only.
+    """
 
     isl: Dim
     osl: Dim
     concurrency: Dim
+    waves: float | None = None
 
 
 @dataclass
@@ -271,6 +279,10 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
     tpot = t_d / (1 - share)
     ttft = t_pf + t_d / 2 + share * t_pf / (2 * (1 - share))
     e2el = ttft + (osl - 1) * tpot
+    if workload.waves:
+        burst = t_pf * (per_replica + 1) / 2  # the first wave queues for prefill at once
+        ttft = (burst + (workload.waves - 1) * ttft) / workload.waves
+        e2el = ttft + (osl - 1) * tpot
 
     gpus_per_replica = par.gpus_per_replica
     requests_per_s = per_replica / e2el

@@ -29,21 +29,27 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
              pp: int = 1, ep: int = 1, dp: int = 1, dp_attention: bool = False,
              isl: int = 1024, osl: int = 1024, concurrency: int = 1,
              precision: str | Precision = "bf16", kv_cache: str | None = None,
+             requests: int | None = None,
              efficiency: LLMEfficiency | None = None) -> ServingEstimate:
     """Serving metrics of ``model`` on ``hardware`` for one configuration.
 
     ``model``: catalog name/alias, a config.json path, or a :class:`ModelConfig`;
     ``hardware``: catalog name/alias or a spec; ``precision``: a preset (bf16, fp8, fp4,
-    w4a16, ...) or ``weights=..,experts=..,activations=..,kv=..``. Raises ``ValueError``
+    w4a16, ...) or ``weights=..,experts=..,activations=..,kv=..``; ``requests``: prompts
+    in the benchmark run, all clients starting at once (None: steady state; InferenceMAX
+    sends 10 x concurrency). Raises ``ValueError``
     subclasses with a specific message for bad input.
     """
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     hw = hardware if isinstance(hardware, HardwareSpec) else load_spec(hardware)
     for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency)):
         _positive(name, value)
+    if requests is not None and _positive("requests", requests) < concurrency:
+        raise ValueError(f"requests ({requests}) must be at least concurrency ({concurrency})")
     par = check(cfg, Parallelism(tp, pp, ep, dp, dp_attention))
     prec = parse_precision(precision)
     if kv_cache:
         prec = prec.with_kv_cache(kv_cache)
-    return estimate_serving(cfg, hw, par, prec, Workload(isl, osl, concurrency),
+    return estimate_serving(cfg, hw, par, prec, Workload(isl, osl, concurrency,
+                                     None if requests is None else requests / concurrency),
                             efficiency or default_efficiency())
