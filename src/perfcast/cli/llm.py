@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perfcast.cli.llm_sweep import sweep_command
+
 app = typer.Typer(help="LLM serving: latency, throughput, memory and cost per deployment.",
                   no_args_is_help=True)
+app.command("sweep")(sweep_command)
 
 
 def _fail(message: str) -> None:
