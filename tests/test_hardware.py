@@ -137,7 +137,7 @@ def test_known_datasheet_values() -> None:
     assert h100.compute["bf16"].sparse == pytest.approx(1979e12, rel=0.01)
     assert h100.peak_flops("fp8") == pytest.approx(1978.9e12, rel=0.01)
     assert h100.memory_bandwidth == pytest.approx(3.35e12, rel=0.01)
-    assert h100.memory_capacity == pytest.approx(80e9, rel=0.01)
+    assert h100.memory_capacity == 81559 * 2**20  # nvidia-smi total, MiB x 2^20
     assert h100.main_memory.level == "hbm"
     assert load_spec("a100-sxm-80gb").peak_flops("bf16") == pytest.approx(312e12, rel=0.01)
     assert load_spec("mi300x").peak_flops("bf16") == pytest.approx(1307.4e12, rel=0.01)
