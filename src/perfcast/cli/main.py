@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perfcast import __version__
-from perfcast.cli import analyze, hw, llm
+from perfcast.cli import analyze, hw, llm, validate
 
 app = typer.Typer(
     name="perfcast",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(hw.app, name="hw")
 app.add_typer(llm.app, name="llm")
+app.add_typer(validate.app, name="validate")
 app.command(name="analyze")(analyze.analyze)
 
 

@@ -42,7 +42,7 @@ from perfcast.hardware.spec import normalize_dtype
 from perfcast.ir.dtypes import itemsize
 from perfcast.ir.tensor import Dim
 
-DEFAULT_MEMORY_UTILIZATION = 0.9  # vLLM's default gpu_memory_utilization
+DEFAULT_MEMORY_UTILIZATION = 0.95  # engines keep ~5% for context, CUDA graphs, NCCL
 PREFILL_CHUNK_TOKENS = 8192  # largest prefill chunk whose activations must fit
 _MAX_PREFILL_SHARE = 0.95
 _ITERATIONS = 30
