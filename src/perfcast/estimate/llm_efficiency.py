@@ -32,6 +32,7 @@ class LLMEfficiency:
     vector_memory: float = 1.0
     kernel_launch_s: float | None = None  # None: the device's launch overhead
     step_overhead_s: float = 0.0  # per forward pass: scheduling, sampling, host work
+    request_overhead_s: float = 0.0  # per request, before its first token: API, tokenizer
 
     def for_kernel(self, kernel: Kernel) -> tuple[float, float]:
         """(compute, memory) efficiency of one kernel."""

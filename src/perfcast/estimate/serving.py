@@ -226,7 +226,7 @@ def _activation_bytes(model: ModelConfig, par: Parallelism, isl: Dim) -> Dim:
 
 
 _KERNEL_CACHE: dict[tuple, tuple] = {}
-_KERNEL_CACHE_SIZE = 256
+_KERNEL_CACHE_SIZE = 2048
 
 
 def _kernels(model: ModelConfig, phase: str, batch: Dim, new: Dim, context: Dim,
@@ -270,19 +270,20 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
     t_pf = prefill.total_s + eff.step_overhead_s + _p2p_s(hw, par, isl, model.hidden_size)
     t_d = decode.total_s + eff.step_overhead_s + _p2p_s(hw, par, micro, model.hidden_size)
 
+    def first_token(share: Dim) -> Dim:
+        wait = t_d / 2 + share * t_pf / (2 * (1 - share))  # running step + queued prefills
+        return t_pf + wait + eff.request_overhead_s
+
     share: Dim = np.zeros(np.broadcast(t_pf, t_d, per_replica, osl).shape)
     for _ in range(_ITERATIONS):
-        tpot = t_d / (1 - share)
-        ttft = t_pf + t_d / 2 + share * t_pf / (2 * (1 - share))
-        e2el = ttft + (osl - 1) * tpot
+        e2el = first_token(share) + (osl - 1) * t_d / (1 - share)
         share = 0.5 * share + 0.5 * np.minimum(per_replica * t_pf / e2el, _MAX_PREFILL_SHARE)
     tpot = t_d / (1 - share)
-    ttft = t_pf + t_d / 2 + share * t_pf / (2 * (1 - share))
-    e2el = ttft + (osl - 1) * tpot
+    ttft = first_token(share)
     if workload.waves:
-        burst = t_pf * (per_replica + 1) / 2  # the first wave queues for prefill at once
+        burst = t_pf * (per_replica + 1) / 2 + eff.request_overhead_s  # first wave queues
         ttft = (burst + (workload.waves - 1) * ttft) / workload.waves
-        e2el = ttft + (osl - 1) * tpot
+    e2el = ttft + (osl - 1) * tpot
 
     gpus_per_replica = par.gpus_per_replica
     requests_per_s = per_replica / e2el
