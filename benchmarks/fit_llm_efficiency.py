@@ -24,11 +24,14 @@ from perfcast.validate.llm import Reconciliation, evaluate, load_rows, map_row
 
 HARDWARE = {"h100-sxm", "h200", "b200"}
 METRICS = {"throughput_per_gpu": 1.0, "tpot_s": 1.0, "ttft_s": 0.5}  # residual weights
+# Plausible ranges: library GEMMs reach 50-90% of peak on large shapes; without these
+# bounds the fit drives gemm_compute to 0.2 to absorb prefill costs the model lacks,
+# which then under-predicts compute-bound workloads (MLPerf Offline) by half.
 BOUNDS = {  # name: (low, high)
-    "gemm_compute": (0.2, 1.0), "gemm_memory": (0.3, 1.0),
-    "moe_compute": (0.1, 1.0), "moe_memory": (0.2, 1.0),
-    "attention_compute": (0.1, 1.0), "attention_memory": (0.2, 1.0),
-    "vector_memory": (0.2, 1.0), "kernel_launch_s": (0.0, 2e-5),
+    "gemm_compute": (0.5, 0.9), "gemm_memory": (0.3, 1.0),
+    "moe_compute": (0.2, 0.9), "moe_memory": (0.2, 1.0),
+    "attention_compute": (0.2, 0.9), "attention_memory": (0.2, 1.0),
+    "vector_memory": (0.4, 1.0), "kernel_launch_s": (0.0, 2e-5),
     "step_overhead_s": (0.0, 5e-3), "request_overhead_s": (0.0, 0.1),
 }
 NAMES = [f.name for f in fields(LLMEfficiency) if f.name in BOUNDS]
@@ -78,6 +81,7 @@ def main() -> None:
     print(f"{len(configs)} rows: {len(fit)} to fit, {len(held)} held out")
     start = default_efficiency()
     x0 = np.array([getattr(start, n) or 0.0 for n in NAMES])
+    x0 = np.clip(x0, [BOUNDS[n][0] for n in NAMES], [BOUNDS[n][1] for n in NAMES])
     scale = np.array([BOUNDS[n][1] for n in NAMES])
 
     def make(x: np.ndarray) -> LLMEfficiency:
