@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from perfcast.cli.errors import fail
+
 TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
                 "path/to/file.py:factory returning (model, example_inputs)")
 
@@ -44,7 +46,7 @@ def analyze(
         _print_examples(out)
         return
     if target is None:
-        _fail(err, "missing TARGET: " + TARGETS_HELP)
+        fail("missing TARGET: " + TARGETS_HELP)
     try:
         specs = [load_spec(h) for h in (hardware or ["h100-sxm"])]
         with err.status(f"building {target} ..."):
@@ -54,7 +56,7 @@ def analyze(
                                progress=lambda msg: status.update(f"{loaded.name}: {msg} ..."))
         results = [estimate_prepared(prepared, spec, target=fusion) for spec in specs]
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
-        _fail(err, str(exc))
+        fail(str(exc))
     if as_json:
         payload = [r.to_dict() for r in results]
         typer.echo(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
@@ -72,6 +74,3 @@ def _print_examples(out: Console) -> None:
         out.print(f"examples:{ex.name:14s} {ex.description}  [dim]({escape(ex.source)})[/dim]")
 
 
-def _fail(err: Console, message: str) -> None:
-    err.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)

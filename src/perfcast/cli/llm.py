@@ -10,17 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perfcast.cli.errors import fail
 from perfcast.cli.llm_sweep import sweep_command
 
 app = typer.Typer(help="LLM serving: latency, throughput, memory and cost per deployment.",
                   no_args_is_help=True)
 app.command("sweep")(sweep_command)
 
-
-def _fail(message: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)
 
 
 @app.command("models")
@@ -100,7 +96,7 @@ def estimate(
                            concurrency=concurrency, precision=precision, kv_cache=kv_cache,
                            requests=requests)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     data = est.to_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2))

@@ -9,13 +9,15 @@ import json
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from perfcast.cli.errors import fail
 
 DEFAULT_CONCURRENCY = ",".join(str(2**i) for i in range(10))  # 1..512
 SCHEMA_VERSION = 1
@@ -28,16 +30,11 @@ class DpAttention(StrEnum):
     both = "both"
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)
-
 
 def _names(option: str, text: str) -> list[str]:
     items = [t.strip() for t in text.split(",")]
     if not text.strip() or any(not t for t in items):
-        _fail(f"{option} needs a comma-separated list without empty items, got {text!r}")
+        fail(f"{option} needs a comma-separated list without empty items, got {text!r}")
     return list(dict.fromkeys(items))
 
 
@@ -47,9 +44,9 @@ def _ints(option: str, text: str) -> list[int]:
         try:
             value = int(item)
         except ValueError:
-            _fail(f"{option}: {item!r} is not an integer (expected e.g. 1,2,4,8)")
+            fail(f"{option}: {item!r} is not an integer (expected e.g. 1,2,4,8)")
         if value < 1:
-            _fail(f"{option}: {value} must be at least 1")
+            fail(f"{option}: {value} must be at least 1")
         out.append(value)
     return out
 
@@ -161,10 +158,10 @@ def sweep_command(
                        pp=pp_list, dp_attention=dpa, precision=prec_list, isl=isl_list,
                        osl=osl_list)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if result.evaluated == 0:
         reasons = sorted({s.reason for s in result.skipped})
-        _fail("nothing to evaluate: every configuration was skipped: " + "; ".join(reasons))
+        fail("nothing to evaluate: every configuration was skipped: " + "; ".join(reasons))
     front = result.pareto()
     written = []
     if csv is not None:

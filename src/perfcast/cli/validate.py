@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich import box
@@ -12,17 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perfcast.cli.errors import fail
+
 app = typer.Typer(help="Compare perfcast's estimates with published benchmark results.",
                   no_args_is_help=True)
 
 DATA_HELP = ("A bundled table (inferencemax, mlperf) or a CSV path in either format; "
              "repeatable. Default: both bundled tables.")
 
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)
 
 
 @app.command("llm")
@@ -47,12 +44,12 @@ def llm(
         rows = [row for d in (data or ["inferencemax", "mlperf"]) for row in load_rows(d)]
         result = reconcile(rows, hardware=devices)
     except (ValidationDataError, HardwareError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if report is not None:
         try:
             report.write_text(result.to_markdown())
         except OSError as exc:
-            _fail(f"cannot write {report}: {exc}")
+            fail(f"cannot write {report}: {exc}")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
