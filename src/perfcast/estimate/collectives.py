@@ -64,7 +64,7 @@ from typing import Literal
 import numpy as np
 
 from perfcast.hardware import HardwareSpec, Link
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, ceil_div
 
 CollectiveKind = Literal[
     "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send", "recv", "p2p"
@@ -192,7 +192,7 @@ def _hierarchical(kind: str, alg: str, p: np.ndarray, n: np.ndarray, inner: _Tie
     """(latency, bandwidth) terms of one collective over two levels."""
     d = int(inner.domain)
     d_arr = np.minimum(p, d)
-    m = -(-p // d_arr)  # ceil(p / d)
+    m = ceil_div(p, d_arr)
     pf, df = p.astype(float), d_arr.astype(float)
     if kind == "all_reduce":
         lat_in, bw_in = 2 * (df - 1) * inner.alpha, 2 * (df - 1) / df * n / inner.bandwidth

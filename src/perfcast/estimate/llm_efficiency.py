@@ -37,7 +37,7 @@ class LLMEfficiency:
     def for_kernel(self, kernel: Kernel) -> tuple[float, float]:
         """(compute, memory) efficiency of one kernel."""
         if kernel.category is Category.GEMM:
-            if kernel.nodes[0].kind == "grouped_gemm" or "grouped_gemm" in kernel.op:
+            if any(n.kind == "grouped_gemm" for n in kernel.nodes):
                 return self.moe_compute, self.moe_memory
             return self.gemm_compute, self.gemm_memory
         if kernel.category is Category.ATTENTION:

@@ -40,7 +40,7 @@ from perfcast.frontends.llm.precision import RESIDUAL_DTYPE, Precision
 from perfcast.hardware import HardwareSpec
 from perfcast.hardware.spec import normalize_dtype
 from perfcast.ir.dtypes import itemsize
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, ceil_div
 
 DEFAULT_MEMORY_UTILIZATION = 0.95  # engines keep ~5% for context, CUDA graphs, NCCL
 PREFILL_CHUNK_TOKENS = 8192  # largest prefill chunk whose activations must fit
@@ -257,10 +257,8 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
     _check_precision(hw, precision)
     isl, osl = workload.isl, workload.osl
     conc = workload.concurrency
-    per_replica = -(-np.asarray(conc) // np.asarray(par.dp))
-    per_replica = per_replica if np.ndim(per_replica) else int(per_replica)
-    micro = -(-per_replica // np.asarray(par.pp))
-    micro = micro if np.ndim(micro) else int(micro)
+    per_replica = ceil_div(conc, par.dp)
+    micro = ceil_div(per_replica, par.pp)  # requests per pipeline microbatch
     mean_context = isl + osl // 2
 
     _, pre_kernels = _kernels(model, "prefill", 1, isl, isl, par, precision)

@@ -21,6 +21,11 @@ def numel(shape: Sequence[Dim]) -> Dim:
     return n
 
 
+def ceil_div(a: Dim, b: Dim) -> Dim:
+    """``ceil(a / b)`` for integer dimensions; broadcasts when either is an array."""
+    return -(-a // b)
+
+
 def is_static(shape: Sequence[Dim]) -> bool:
     """True when every dimension is a plain integer."""
     return all(isinstance(d, int | np.integer) for d in shape)

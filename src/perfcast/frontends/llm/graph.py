@@ -16,7 +16,7 @@ Phases (``new`` tokens per request appended to a cache holding ``context - new``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -26,7 +26,7 @@ from perfcast.frontends.llm.parallel import Parallelism
 from perfcast.frontends.llm.precision import RESIDUAL_DTYPE, Precision
 from perfcast.ir import Graph, Tensor
 from perfcast.ir.dtypes import itemsize
-from perfcast.ir.tensor import Dim
+from perfcast.ir.tensor import Dim, ceil_div
 
 Phase = Literal["prefill", "decode"]
 _ACT_KIND = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu", "relu": "relu"}
@@ -43,11 +43,6 @@ class PhaseGraph:
     new_tokens: Dim
     context: Dim
     pp: Dim = 1
-    kv_cache_bytes: Dim = 0  # KV-cache bytes on one GPU for the whole batch at `context`
-    notes: list[str] = field(default_factory=list)
-
-    def group_of(self, module: str) -> str:
-        return module.split(".", 1)[0]
 
     def weight_bytes(self) -> Dim:
         """Weight bytes held by one GPU of one pipeline stage (all stages summed / pp)."""
@@ -64,10 +59,6 @@ class PhaseGraph:
         return total
 
 
-def _ceil_div(a: Dim, b: Dim) -> Dim:
-    return -(-a // b)
-
-
 class _Builder:
     """Appends the ops of one layer group to a graph, keeping names unique."""
 
@@ -76,7 +67,7 @@ class _Builder:
         self.m, self.par, self.prec, self.phase = model, par, prec, phase
         self.g = Graph(f"{model.name}:{phase}")
         self.new, self.context = new, context
-        self.batch_attn = _ceil_div(batch, par.attention_dp)  # requests per GPU in attention
+        self.batch_attn = ceil_div(batch, par.attention_dp)  # requests per GPU in attention
         self.tokens_attn = self.batch_attn * new
         self.tokens_ffn = batch * new  # tokens per stage GPU in dense MLP / MoE
         self.group = ""
@@ -286,7 +277,7 @@ class _Builder:
         self.part = "moe"
         logits = self.linear(h, "router", moe.num_experts, bias=moe.expert_bias,
                              dtype=RESIDUAL_DTYPE)
-        self.op(  "topk", [logits], k=moe.experts_per_token, dim=-1)
+        self.op("topk", [logits], k=moe.experts_per_token, dim=-1)
         local = moe.num_experts // par.ep
         width = moe.expert_intermediate_size // par.expert_tp
         hit = 1 - (1 - moe.experts_per_token / moe.num_experts) ** self.tokens_ffn
@@ -361,10 +352,8 @@ def build_phase_graph(model: ModelConfig, phase: Phase, batch: Dim, new_tokens: 
         x = b.moe(x) if ffn == "moe" else b.mlp(x, model.intermediate_size)
     out = b.head(x)
     b.g.outputs.append(out)
-    kv = kv_cache_bytes(model, par, precision, batch, context)
     repeats: dict[str, Dim] = {"embed": 1, "lm_head": 1, **counts}
-    return PhaseGraph(b.g, repeats, phase, batch, new_tokens, context, pp=par.pp,
-                      kv_cache_bytes=kv)
+    return PhaseGraph(b.g, repeats, phase, batch, new_tokens, context, pp=par.pp)
 
 
 def kv_cache_bytes(model: ModelConfig, par: Parallelism, precision: Precision, batch: Dim,
@@ -386,5 +375,5 @@ def kv_cache_bytes(model: ModelConfig, par: Parallelism, precision: Precision, b
         sliding = attn == "sliding_attention"
         tokens = np.minimum(context, model.sliding_window) if sliding else context
         total = total + tokens * per_token
-    requests = _ceil_div(batch, par.attention_dp)
+    requests = ceil_div(batch, par.attention_dp)
     return requests * total * itemsize(precision.kv_cache) / par.pp
