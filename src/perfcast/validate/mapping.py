@@ -138,8 +138,9 @@ class RowConfig:
     def parallelism(self) -> str:
         if self.skip:
             return ""
-        parts = [f"tp{self.tp}"] + ([f"ep{self.ep}"] if self.ep != 1 else [])
-        return "-".join(parts + (["dp-attn"] if self.dp_attention else []))
+        from perfcast.frontends.llm.parallel import Parallelism
+
+        return Parallelism(self.tp, ep=self.ep, dp_attention=self.dp_attention).describe()
 
 
 def _missing(value: Any) -> bool:
