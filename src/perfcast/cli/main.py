@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perfcast import __version__
-from perfcast.cli import analyze, hw, llm, validate
+from perfcast.cli import analyze, bench, hw, llm, validate
 
 app = typer.Typer(
     name="perfcast",
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(hw.app, name="hw")
+app.add_typer(bench.app, name="bench")
 app.add_typer(llm.app, name="llm")
 app.add_typer(validate.app, name="validate")
 app.command(name="analyze")(analyze.analyze)
