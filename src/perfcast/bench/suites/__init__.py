@@ -1,0 +1,1 @@
+"""Built-in benchmark suites: CPU and CUDA microbenchmarks, whole-model workloads, pairs."""
