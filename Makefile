@@ -31,6 +31,7 @@ slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/analyze_llama70b.py
+	$(PY) benchmarks/harness_vs_torch_timer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

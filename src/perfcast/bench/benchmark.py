@@ -19,14 +19,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-import importlib.util
 import itertools
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from perfcast.pyfile import import_file
 
 ROLES = ("baseline", "optimized")
 DEVICES = ("cpu", "cuda")
@@ -190,14 +190,8 @@ def load_path(path: Path) -> None:
     for file in files:
         if file.suffix != ".py":
             raise BenchmarkError(f"benchmark file {str(file)!r} is not a .py file")
-        module_name = f"perfcast_bench_user_{file.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        if spec is None or spec.loader is None:
-            raise BenchmarkError(f"cannot import {str(file)!r} as a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            import_file(file, f"perfcast_bench_user_{file.stem}")
         except BenchmarkError:
             raise
         except Exception as exc:  # user code: one short message instead of a deep traceback

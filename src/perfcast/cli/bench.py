@@ -229,21 +229,25 @@ def _print_run(report: Any) -> None:
     from perfcast.bench.stats import format_seconds
 
     table = Table(box=box.SIMPLE_HEAD, title=f"run {report.run_id}")
-    for column in ("case", "status", "median", "95% CI", "n", "GFLOP/s", "GB/s"):
-        table.add_column(column, justify="left" if column in ("case", "status") else "right")
+    for column in ("case", "side", "status", "median", "±CI", "n", "GFLOP/s", "GB/s"):
+        table.add_column(column, justify="left" if column in ("case", "side", "status")
+                         else "right", overflow="fold")
     for r in report.results:
         m = r.measurement
         if m is None:
-            table.add_row(escape(r.label), r.status, "", escape(r.error or ""), "", "", "")
+            table.add_row(escape(r.case.id), r.role or "", r.status, "", "", "", "", "")
             continue
         lo, hi = m.ci95_s
         flops = r.work.flops / m.median_s / 1e9 if r.work and r.work.flops else None
         gbps = r.work.bytes / m.median_s / 1e9 if r.work and r.work.bytes else None
-        table.add_row(escape(r.label), r.status, format_seconds(m.median_s),
-                      f"{format_seconds(lo)} – {format_seconds(hi)}", str(m.n),
+        table.add_row(escape(r.case.id), r.role or "", r.status, format_seconds(m.median_s),
+                      f"{(hi - lo) / 2 / m.median_s:.1%}", str(m.n),
                       f"{flops:.1f}" if flops else "", f"{gbps:.1f}" if gbps else "")
     console = Console()
     console.print(table)
+    for r in report.results:
+        if r.error:
+            console.print(f"[red]{r.status}[/red] {escape(r.label)}: {escape(r.error)}")
     for p in report.pairs:
         style = {"missed": "red", "met": "green"}.get(p.verdict, "yellow")
         console.print(f"[{style}]{escape(p.case.id)}: {p.verdict}[/{style}] — "

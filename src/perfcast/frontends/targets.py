@@ -7,14 +7,13 @@ where ``factory()`` returns ``(model, example_inputs)``; a factory that accepts
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from perfcast.frontends.errors import CaptureError, summarize_exception
+from perfcast.pyfile import import_file
 
 
 class TargetError(CaptureError):
@@ -50,14 +49,8 @@ def load_target(target: str, *, batch: int = 1, seq_len: int = 128,
 def _call_factory(path: Path, factory_name: str, batch: int) -> LoadedTarget:
     if not path.is_file():
         raise TargetError(f"target file {str(path)!r} does not exist")
-    module_name = f"perfcast_target_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise TargetError(f"cannot import {str(path)!r} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_file(path, f"perfcast_target_{path.stem}")
     except Exception as exc:  # user code: any error becomes one short message
         raise TargetError(f"importing {path} failed: {summarize_exception(exc)}") from exc
     factory = getattr(module, factory_name, None)
