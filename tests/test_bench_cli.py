@@ -70,8 +70,12 @@ def test_pair_expectations_recorded_met_and_missed(tmp_path: Path) -> None:
     code, d = run_json(db, "demo:total", "--update-expectations", "--expectations", str(exp))
     assert code == 0 and d["pairs"][0]["expectation"] == "updated"
     [book] = list(exp.glob("*.yaml"))
-    entry = yaml.safe_load(book.read_text())["expectations"]["demo:total[n=2000]"]
-    assert set(entry) & {"min_speedup", "max_regression"}
+    data = yaml.safe_load(book.read_text())
+    entry = data["expectations"]["demo:total[n=2000]"]
+    assert entry["min_speedup"] > 1.0 and "in run" in entry["measured"]
+    # A builtin sum is several times faster than a Python loop; 1.2x is met on any load.
+    data["expectations"]["demo:total[n=2000]"] = {"min_speedup": 1.2}
+    book.write_text(yaml.safe_dump(data))
     code, d = run_json(db, "demo:total", "--expectations", str(exp))
     assert code == 0 and d["pairs"][0]["expectation"] == "met", d["pairs"]
     roles = [r["role"] for r in d["results"]]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,6 +30,13 @@ def analyze(
     fusion: Annotated[str, typer.Option(
         "--target", help="Fusion target: eager, compile or perfcast.")] = "eager",
     top: Annotated[int, typer.Option(min=1, help="Kernels to list in the report.")] = 10,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="Threads PyTorch runs with ('local' hardware only).")] = None,
+    profile: Annotated[str, typer.Option(
+        "--profile", help="Calibration profile for 'local': 'latest' (newest in the store), "
+                          "a file, or 'none'.")] = "latest",
+    db: Annotated[Path | None, typer.Option("--db", help="Results database (profiles).")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
     list_examples: Annotated[bool, typer.Option(
         "--list-examples", help="List the built-in examples and exit.")] = False,
@@ -54,7 +62,8 @@ def analyze(
         with err.status(f"capturing {loaded.name} with torch.export ...") as status:
             prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype, name=loaded.name,
                                progress=lambda msg: status.update(f"{loaded.name}: {msg} ..."))
-        results = [estimate_prepared(prepared, spec, target=fusion) for spec in specs]
+        results = [estimate_prepared(prepared, spec, target=fusion, efficiency=eff)
+                   for spec, eff in (_local_setup(s, threads, profile, db) for s in specs)]
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
         fail(str(exc))
     if as_json:
@@ -65,6 +74,27 @@ def analyze(
         render_estimate(out, result, top=top)
     if len(results) > 1:
         render_comparison(out, results, specs)
+
+
+def _local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:
+    """(spec, efficiency) for one device: 'local' gets the profile and thread count."""
+    if spec.name != "local":
+        return spec, None
+    from perfcast.calibrate.model import apply_profile
+    from perfcast.cli.calibrate import open_store
+    from perfcast.cli.profiles import resolve_profile
+    from perfcast.hardware.detect import scale_to_threads
+
+    count = threads or spec.cores or 1
+    store = open_store(db) if profile == "latest" else None
+    try:
+        loaded, foreign = resolve_profile(profile, store)
+    finally:
+        if store is not None:
+            store.close()
+    if loaded is None:
+        return scale_to_threads(spec, count), None
+    return apply_profile(spec, loaded, count, foreign=foreign)
 
 
 def _print_examples(out: Console) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perfcast import __version__
-from perfcast.cli import analyze, bench, hw, llm, validate
+from perfcast.cli import analyze, bench, calibrate, hw, llm, validate
 
 app = typer.Typer(
     name="perfcast",
@@ -19,6 +19,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(llm.app, name="llm")
 app.add_typer(validate.app, name="validate")
 app.command(name="analyze")(analyze.analyze)
+app.command(name="calibrate")(calibrate.calibrate)
 
 
 def _version(value: bool) -> None:

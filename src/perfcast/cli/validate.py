@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perfcast.cli import validate_kernels
 from perfcast.cli.errors import fail
 
 app = typer.Typer(help="Compare perfcast's estimates with published benchmark results.",
@@ -96,3 +97,92 @@ def _print(result) -> None:
                     f"{_pct(s[m]['mape'])}/{_pct(s[m]['median_ape'])}" if s[m]["count"]
                     else "-" for m in METRICS))
             out.print(table)
+
+
+@app.command("models")
+def models(
+    names: Annotated[list[str] | None, typer.Option(
+        "--models", "-m", help="Zoo model names (see --list) or path/to/file.py:factory; "
+                               "repeatable. Default: the whole zoo.")] = None,
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes, e.g. 1,8.")] = "1,8",
+    threads: Annotated[str, typer.Option("--threads", help="Thread counts, e.g. 1,2.")] = "1,2",
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Profile file, 'latest' (this machine's newest in the store) or "
+                          "'none' (THEORETICAL only).")] = "latest",
+    db: Annotated[Path | None, typer.Option("--db", help="Results database.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Directory for the Markdown report and plot (default: "
+                         ".perfcast/reports/validate-models).")] = None,
+    list_models: Annotated[bool, typer.Option("--list", help="List the zoo and exit.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help='Print {"models": [{"name", "batch", "threads", "predicted_s", '
+                       '"measured_s", "ape", "confidence", ...}], "mape", "median_ape", '
+                       '"within_10pct", "theoretical": {...}}.')] = False,
+) -> None:
+    """Predict PyTorch eager latency of each model on this CPU (with the calibration
+    profile, and THEORETICAL beside it), measure it, and report APE, MAPE, median APE and
+    the share within ±10%; results go to the store and a report file."""
+    from perfcast.cli.calibrate import open_store, parse_threads
+    from perfcast.cli.profiles import resolve_profile
+    from perfcast.validate.models import render_markdown, validate_models, write_report
+    from perfcast.validate.zoo import ZOO
+
+    if list_models:
+        for model in ZOO.values():
+            typer.echo(f"{model.name:12s} {model.kind:12s} {model.description}")
+        return
+    try:
+        batches, thread_counts = parse_threads(batch), parse_threads(threads)
+        builders = _builders(names or list(ZOO))
+    except ValueError as exc:
+        fail(str(exc).replace("--threads", "--batch/--threads"))
+    store = open_store(db)
+    try:
+        loaded, foreign = resolve_profile(profile, store)
+        err = Console(stderr=True)
+        with err.status("validating ...") as status:
+            result = validate_models(builders, batches=batches, threads=thread_counts,
+                                     profile=loaded, foreign_profile=foreign, store=store,
+                                     progress=lambda what: status.update(escape(what)))
+    finally:
+        store.close()
+    if not result.results:
+        fail("no model could be validated: " + "; ".join(
+            f"{k}: {v}" for k, v in result.failures.items()))
+    path = write_report(result, report or Path(".perfcast") / "reports" / "validate-models")
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(render_markdown(result))
+    Console(stderr=True).print(f"report written to {escape(str(path))}")
+
+
+def _builders(names: list[str]) -> dict:
+    from perfcast.validate.zoo import ZOO
+
+    out = {}
+    for name in names:
+        if name in ZOO:
+            out[name] = ZOO[name].build
+        elif ".py:" in name:
+            out[name] = _factory_builder(name)
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(ZOO), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ValueError(f"unknown model {name!r}: {hint}zoo: {', '.join(ZOO)}; or give "
+                             "path/to/file.py:factory")
+    return out
+
+
+def _factory_builder(target: str):
+    def build(batch: int):
+        from perfcast.frontends import load_target
+
+        loaded = load_target(target, batch=batch, device="cpu")
+        return loaded.model, loaded.example_inputs
+    return build
+
+
+app.command("kernels")(validate_kernels.kernels)

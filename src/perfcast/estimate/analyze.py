@@ -18,6 +18,8 @@ from perfcast.ir import Graph
 from perfcast.ir.tensor import Dim
 from perfcast.passes import FusionTarget, eliminate_dead_code, get_target, partition
 
+CONFIDENCE_TIME_SHARE = 0.95  # a model's confidence: kernels that make up this share of time
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -57,8 +59,7 @@ def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
         if cat is not None and not graph.is_view(node):
             by_category[str(cat)] = by_category[str(cat)] + graph.cost(node).flops
     unsupported = dict(graph.unsupported())
-    levels = [e.efficiency.confidence for e in estimates]
-    confidence = Confidence.PARTIAL if unsupported else Confidence.weakest(levels)
+    confidence = Confidence.PARTIAL if unsupported else _confidence(estimates)
     notes = []
     if unsupported:
         notes.append(f"{sum(unsupported.values())} ops of {len(unsupported)} kinds are unknown to "
@@ -88,6 +89,19 @@ def analyze_model(model: Any, example_inputs: Any, *, hardware: str | HardwareSp
 def kernel_energy(flops: Dim, nbytes: Dim, time_s: Dim, hw: HardwareSpec) -> Dim:
     """Dynamic energy of the work plus static (idle) power over the kernel's time."""
     return flops * hw.energy.flop_j + nbytes * hw.energy.dram_byte_j + hw.power.idle_w * time_s
+
+
+def _confidence(estimates: list) -> Confidence:
+    """The weakest confidence among the kernels that make up 95% of the predicted time."""
+    ranked = sorted(estimates, key=lambda e: float(np.max(e.time_s)), reverse=True)
+    total = sum(float(np.max(e.time_s)) for e in ranked)
+    levels, covered = [], 0.0
+    for e in ranked:
+        if covered >= CONFIDENCE_TIME_SHARE * total:
+            break
+        levels.append(e.efficiency.confidence)
+        covered += float(np.max(e.time_s))
+    return Confidence.weakest(levels)
 
 
 def _sum(values) -> Dim:

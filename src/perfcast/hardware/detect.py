@@ -160,6 +160,19 @@ def _build_spec(facts: CpuFacts, bandwidth: float) -> HardwareSpec:
     )
 
 
+def scale_to_threads(spec: HardwareSpec, threads: int) -> HardwareSpec:
+    """A CPU spec with its compute peaks scaled to ``threads`` of its ``cores``."""
+    cores = spec.cores or threads
+    if threads >= cores:
+        return spec
+    data = spec.model_dump()
+    for figure in data["compute"].values():
+        for key in ("dense", "sparse"):
+            if figure.get(key):
+                figure[key] = figure[key] * threads / cores
+    return type(spec).model_validate(data)
+
+
 def detect_local() -> HardwareSpec:
     """This machine's CPU as a spec named ``local`` (cached; measures DRAM once, < 1 s)."""
     return _local()[2]

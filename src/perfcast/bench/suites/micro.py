@@ -51,6 +51,20 @@ COPY_ENDPOINTS = {"h2h": ("cpu", "cpu"), "h2d": ("cpu", "cuda"), "d2h": ("cuda",
                   "d2d": ("cuda", "cuda")}
 
 
+def conv_shape(shape: str) -> tuple[int, ...]:
+    """A named CONV_SHAPES entry, or ``"cin-cout-size-kernel-stride-groups"`` (calibration)."""
+    if shape in CONV_SHAPES:
+        return CONV_SHAPES[shape]
+    parts = shape.split("-")
+    if len(parts) != 6 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"conv shape {shape!r} is neither a named shape ({', '.join(CONV_SHAPES)})"
+                         " nor 'cin-cout-size-kernel-stride-groups' with positive integers")
+    c_in, c_out, size, kernel, stride, groups = (int(p) for p in parts)
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"conv shape {shape!r}: groups {groups} must divide cin and cout")
+    return c_in, c_out, size, kernel, stride, groups
+
+
 def _dims(text: str) -> tuple[int, ...]:
     """``"14336x4096"`` → ``(14336, 4096)``."""
     return tuple(int(d) for d in text.split("x"))
@@ -181,7 +195,7 @@ class Conv2d(_Micro):
     def build(self, shape: str, batch: int, dtype: str) -> None:
         from torch.nn.functional import conv2d
 
-        c_in, c_out, size, kernel, stride, groups = CONV_SHAPES[shape]
+        c_in, c_out, size, kernel, stride, groups = conv_shape(shape)
         x = self.randn(batch, c_in, size, size)
         w = self.randn(c_out, c_in // groups, kernel, kernel, seed=1)
         self.bind(conv2d, x, w, stride=stride, padding=kernel // 2, groups=groups)

@@ -1,0 +1,165 @@
+"""``perfcast calibrate``: measure the calibration families on this machine and fit a profile.
+
+Every measurement is committed to the store as it is taken (one run); the profile is
+fitted and written only when sampling ends, atomically, to the store and to a portable
+JSON file. A calibration interrupted halfway leaves its run marked incomplete and no
+profile: nothing half-written is ever used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perfcast import __version__
+from perfcast.bench.benchmark import Case, load_builtin_suites, targets
+from perfcast.bench.environment import capture_environment
+from perfcast.bench.stats import StopRule
+from perfcast.bench.timer import measure
+from perfcast.calibrate.profile import CalibrationPoint, Profile, fit_profile
+from perfcast.calibrate.sampler import Family, families, next_size
+from perfcast.store import Store
+
+PROFILE_NAME = "cpu"
+POINT_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=0.25)
+OVERHEAD_TARGET = "micro:launch-overhead"
+
+
+@dataclass
+class CalibrationResult:
+    """What a calibration produced."""
+
+    run_id: str
+    profile: Profile
+    profile_path: Path
+    version: int
+    points: list[CalibrationPoint] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+Progress = Callable[[str, float], None]  # (what was measured, fraction of budget used)
+
+
+def default_threads() -> list[int]:
+    """1 and every core this process may use."""
+    return sorted({1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1})
+
+
+def profile_path(store: Store, hardware_key: str) -> Path:
+    """Where a store keeps the portable copy of a machine's latest profile."""
+    return store.path.parent / "profiles" / f"{hardware_key}.json"
+
+
+def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] | None = None,
+              dtypes: Sequence[str] = ("float32",), output: Path | None = None,
+              command: str = "perfcast calibrate",
+              on_point: Progress | None = None) -> CalibrationResult:
+    """Measure the calibration families within ``budget_s`` and store the fitted profile."""
+    if budget_s <= 0:
+        raise ValueError(f"budget must be positive, got {budget_s} s")
+    thread_counts = sorted(set(threads or default_threads()))
+    if any(t < 1 for t in thread_counts):
+        raise ValueError(f"thread counts must be >= 1, got {thread_counts}")
+    load_builtin_suites()
+    env = capture_environment()
+    env_id = store.environment_id(env.fingerprint(), env.hardware_key(), env.to_dict())
+    run_id = store.begin_run(command=command, environment_id=env_id,
+                             git_commit=env.software.get("git_commit"),
+                             meta={"calibration": {"budget_s": budget_s, "threads": thread_counts,
+                                                   "dtypes": list(dtypes)}})
+    sampler = _Sampler(store, run_id, budget_s, on_point)
+    try:
+        for i, t in enumerate(thread_counts):
+            share = (budget_s - sampler.elapsed) / (len(thread_counts) - i)
+            sampler.sweep(t, list(dtypes), sampler.elapsed + share)
+        profile = fit_profile(sampler.points, hardware_key=env.hardware_key(),
+                              fingerprint=env.fingerprint(), environment=env.to_dict(),
+                              perfcast_version=__version__)
+    except BaseException:
+        store.finish_run(run_id, "failed")
+        raise
+    version = store.save_profile(hardware_key=env.hardware_key(), name=PROFILE_NAME,
+                                 data=profile.to_dict(), environment_id=env_id)
+    path = output or profile_path(store, env.hardware_key())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(path)
+    store.finish_run(run_id, "complete")
+    return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed)
+
+
+class _Sampler:
+    """Measures cases, commits each to the store, and picks the next size per family."""
+
+    def __init__(self, store: Store, run_id: str, budget_s: float,
+                 on_point: Progress | None) -> None:
+        self.store, self.run_id, self.budget_s, self.on_point = store, run_id, budget_s, on_point
+        self.start = time.perf_counter()
+        self.points: list[CalibrationPoint] = []
+        self.registry = targets()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def sweep(self, threads: int, dtypes: list[str], until_s: float) -> None:
+        """Overhead first, then a coarse pass over every family, then refinement."""
+        self.measure(OVERHEAD_TARGET, "overhead", {}, "float32", threads)
+        seen: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+        groups = [(f, d) for f in families() for d in dtypes]
+        coarse = [(f, d, s) for f, d in groups for s in f.initial_sizes()]
+        coarse.sort(key=lambda item: item[0].initial_sizes().index(item[2]))  # round-robin
+        for family, dtype, size in coarse:
+            if self.elapsed >= until_s:
+                return
+            self._measure_size(family, dtype, size, threads, seen)
+        while self.elapsed < until_s:
+            progressed = False
+            for family, dtype in groups:
+                size = next_size(seen[(family.name, dtype)])
+                if size is None or self.elapsed >= until_s:
+                    continue
+                self._measure_size(family, dtype, size, threads, seen)
+                progressed = True
+            if not progressed:
+                return
+
+    def _measure_size(self, family: Family, dtype: str, size: int, threads: int,
+                      seen: dict[tuple[str, str], list[tuple[int, float]]]) -> None:
+        point = self.measure(family.target, family.category, family.make(size, dtype), dtype,
+                             threads)
+        if point is not None:
+            work = point.flops if family.rate_of == "flops" else point.bytes
+            seen[(family.name, dtype)].append((size, work / point.seconds))
+
+    def measure(self, target_name: str, category: str, params: dict, dtype: str,
+                threads: int) -> CalibrationPoint | None:
+        """Time one case; store it; None when it cannot run here."""
+        target = self.registry[target_name]
+        cls = target.first
+        case = Case(target, params)
+        if cls.skip_reason(**params):
+            return None
+        bench = cls()
+        try:
+            bench.setup(**params)
+            m = measure(bench.run, threads=threads, rule=POINT_RULE, name=case.id)
+            work = bench.work()
+        finally:
+            bench.teardown()
+        flops, nbytes = (work.flops, work.bytes) if work else (0.0, 0.0)
+        self.store.add_result(self.run_id, target=target_name,
+                              params={**params, "threads": threads}, status="ok",
+                              median_s=m.median_s, ci_low_s=m.ci95_s[0], ci_high_s=m.ci95_s[1],
+                              n=m.n, samples=list(m.samples),
+                              extra={"work": {"flops": flops, "bytes": nbytes},
+                                     "category": category, "calibration": True})
+        point = CalibrationPoint(category, dtype, threads, flops, nbytes, m.median_s, params)
+        self.points.append(point)
+        if self.on_point is not None:
+            self.on_point(f"{case.id} threads={threads}", min(self.elapsed / self.budget_s, 1.0))
+        return point

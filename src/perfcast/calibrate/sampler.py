@@ -1,0 +1,100 @@
+"""Which microbenchmark cases calibration measures, and in what order.
+
+Each *family* varies one size of one microbenchmark over a range (GEMM side, rows of a
+norm, sequence length...). Calibration first measures a few log-spaced sizes per
+family, then spends the remaining budget bisecting, in log space, the gap where the
+achieved rate changes most between neighbouring measurements: where efficiency moves
+fastest, more points land.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+COMPUTE_CATEGORIES = frozenset({"gemm", "conv", "attention"})
+INITIAL_POINTS = 4
+
+
+@dataclass(frozen=True)
+class Family:
+    """One microbenchmark with one size swept between ``lo`` and ``hi``."""
+
+    name: str
+    target: str
+    category: str
+    lo: int
+    hi: int
+    make: Callable[[int, str], dict[str, Any]]
+
+    @property
+    def rate_of(self) -> str:
+        """The work the achieved rate is measured against: flops or bytes."""
+        return "flops" if self.category in COMPUTE_CATEGORIES else "bytes"
+
+    def initial_sizes(self, points: int = INITIAL_POINTS) -> list[int]:
+        ratio = (self.hi / self.lo) ** (1 / max(points - 1, 1))
+        return sorted({round(self.lo * ratio**i) for i in range(points)})
+
+
+def _conv(cin: int, cout: int, size: int, kernel: int, stride: int = 1,
+          groups: int = 1) -> str:
+    return f"{cin}-{cout}-{size}-{kernel}-{stride}-{groups}"
+
+
+def families() -> list[Family]:
+    """The calibration families for CPU (fp32 and other dtypes alike)."""
+    def attention(causal: bool) -> Callable[[int, str], dict[str, Any]]:
+        return lambda v, d: {"batch": 1, "heads": 12, "head_dim": 64, "seq": v,
+                             "causal": causal, "dtype": d}
+
+    def linear(nk: str) -> Callable[[int, str], dict[str, Any]]:
+        return lambda v, d: {"m": v, "nk": nk, "dtype": d}
+
+    return [
+        Family("gemm-square", "micro:gemm", "gemm", 16, 1536,
+               lambda v, d: {"n": v, "dtype": d}),
+        Family("linear-768x768", "micro:gemm-skinny", "gemm", 1, 2048, linear("768x768")),
+        Family("linear-3072x768", "micro:gemm-skinny", "gemm", 1, 2048, linear("3072x768")),
+        Family("linear-768x3072", "micro:gemm-skinny", "gemm", 1, 2048, linear("768x3072")),
+        Family("bmm-12", "micro:gemm-batched", "gemm", 16, 512,
+               lambda v, d: {"batch": 12, "n": v, "dtype": d}),
+        Family("conv3x3-28", "micro:conv2d", "conv", 8, 384,
+               lambda v, d: {"shape": _conv(v, v, 28, 3), "batch": 1, "dtype": d}),
+        Family("conv1x1-14", "micro:conv2d", "conv", 16, 1024,
+               lambda v, d: {"shape": _conv(v, v, 14, 1), "batch": 1, "dtype": d}),
+        Family("conv7x7-stem", "micro:conv2d", "conv", 32, 224,
+               lambda v, d: {"shape": _conv(3, 64, v, 7, 2), "batch": 1, "dtype": d}),
+        Family("conv-depthwise", "micro:conv2d", "conv", 16, 512,
+               lambda v, d: {"shape": _conv(v, v, 28, 3, 1, v), "batch": 1, "dtype": d}),
+        Family("attention", "micro:attention", "attention", 16, 1024, attention(False)),
+        Family("attention-causal", "micro:attention", "attention", 16, 1024, attention(True)),
+        Family("add", "micro:elementwise", "elementwise", 1 << 10, 1 << 24,
+               lambda v, d: {"op": "add", "numel": v, "dtype": d}),
+        Family("gelu", "micro:elementwise", "elementwise", 1 << 10, 1 << 24,
+               lambda v, d: {"op": "gelu", "numel": v, "dtype": d}),
+        Family("sum-last-dim", "micro:reduction", "reduction", 1 << 10, 1 << 24,
+               lambda v, d: {"kind": "last-dim", "numel": v, "dtype": d}),
+        Family("softmax-128", "micro:softmax", "reduction", 1, 16384,
+               lambda v, d: {"rows": v, "cols": 128, "dtype": d}),
+        Family("layernorm-768", "micro:layernorm", "norm", 1, 4096,
+               lambda v, d: {"rows": v, "cols": 768, "dtype": d}),
+        Family("copy", "micro:memcpy", "data_movement", 1, 256, lambda v, d: {"mib": v}),
+    ]
+
+
+def next_size(sizes_and_rates: list[tuple[int, float]]) -> int | None:
+    """The size that splits the neighbouring pair whose log rates differ most (None: done)."""
+    points = sorted(sizes_and_rates)
+    best, best_gap = None, 0.0
+    for (s0, r0), (s1, r1) in itertools.pairwise(points):
+        mid = round(math.sqrt(s0 * s1))
+        if mid in (s0, s1):
+            continue
+        gap = abs(math.log(r1 / r0)) + 0.05 * math.log(s1 / s0)  # prefer wide gaps on ties
+        if gap > best_gap:
+            best, best_gap = mid, gap
+    return best

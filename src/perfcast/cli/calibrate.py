@@ -1,0 +1,115 @@
+"""``perfcast calibrate``: fit this machine's efficiency profile from microbenchmarks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from perfcast.cli.errors import fail
+
+DB_HELP = "Results database (SQLite file). Default: $PERFCAST_DB or .perfcast/perfcast.db."
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``"10m"`` → 600.0; ``"90s"``, ``"1.5h"`` and bare seconds also work."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"duration {text!r} is not a positive number with an optional unit "
+                         "s, m or h (e.g. 90s, 10m)")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
+def parse_threads(text: str) -> list[int]:
+    """``"1,2"`` → [1, 2]."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ValueError(f"--threads {text!r} must be positive integers separated by commas")
+    return values
+
+
+def open_store(db: Path | None) -> Any:
+    """The results store at ``db`` (or the default), failing cleanly on a bad file."""
+    from perfcast.store import Store, StoreError, default_db_path
+
+    try:
+        return Store(db or default_db_path())
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def calibrate(
+    hardware: Annotated[str, typer.Option(
+        "--hardware", "-H", help="Only 'this' (or 'local'): calibration measures this "
+                                 "machine.")] = "this",
+    budget: Annotated[str, typer.Option(
+        "--budget", help="Time to spend measuring, e.g. 90s, 10m.")] = "10m",
+    threads: Annotated[str | None, typer.Option(
+        "--threads", help="Thread counts to calibrate, e.g. 1,2 (default: 1 and all "
+                          "cores).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Also write the profile here (.json or .yaml).")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Measure GEMM, conv, attention, elementwise, reduction, norm and copy kernels on this
+    machine within the budget, fit achieved rate vs size per op category, dtype and
+    thread count, and store the profile (the store and a portable JSON file)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from perfcast.calibrate.run import calibrate as run_calibration
+    from perfcast.hardware.catalog import LOCAL_NAMES
+
+    if hardware not in LOCAL_NAMES:
+        fail(f"--hardware {hardware!r}: calibration measures this machine; use 'this' and "
+             "copy the profile file to attach it elsewhere")
+    try:
+        budget_s = parse_duration(budget)
+        thread_counts = parse_threads(threads) if threads else None
+    except ValueError as exc:
+        fail(str(exc))
+    store = open_store(db)
+    command = shlex.join(["perfcast", *sys.argv[1:]])
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True, disable=as_json)
+    try:
+        with bar:
+            task = bar.add_task("calibrating", total=1.0)
+            result = run_calibration(
+                store, budget_s=budget_s, threads=thread_counts, output=output, command=command,
+                on_point=lambda what, done: bar.update(task, completed=done,
+                                                       description=escape(what[:60])))
+    except KeyboardInterrupt:
+        fail("calibration interrupted: the run is marked failed and no profile was written")
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    summary = {"run_id": result.run_id, "profile": str(result.profile_path),
+               "version": result.version, "hardware": result.profile.hardware_key,
+               "points": len(result.points), "elapsed_s": result.elapsed_s,
+               "threads": result.profile.threads_available(),
+               "overhead_s": {str(k): v for k, v in result.profile.overhead_s.items()},
+               "curves": sorted({"/".join(map(str, key)) for key in
+                                 [*result.profile.compute, *result.profile.memory]})}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out = Console(highlight=False)
+    out.print(f"calibrated {summary['hardware']} from {summary['points']} measurements in "
+              f"{result.elapsed_s:.0f} s (run {result.run_id})")
+    out.print("per-kernel overhead: " + ", ".join(
+        f"{t} thread(s) {v * 1e6:.1f} µs" for t, v in result.profile.overhead_s.items()))
+    out.print(f"{len(summary['curves'])} curves; profile v{result.version} stored and written "
+              f"to {escape(str(result.profile_path))}")

@@ -1,0 +1,135 @@
+"""perfcast calibrate end to end on a tiny budget, profiles in the store, validate models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from perfcast.calibrate import sampler
+from perfcast.calibrate.profile import Profile
+from perfcast.calibrate.run import PROFILE_NAME, calibrate
+from perfcast.cli.calibrate import parse_duration
+from perfcast.cli.main import app
+from perfcast.store import Store
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding a profile from a few seconds of single-thread calibration."""
+    db = tmp_path_factory.mktemp("cal") / "perfcast.db"
+    with Store(db) as store:
+        calibrate(store, budget_s=6.0, threads=[1])
+    return db
+
+
+def test_profile_is_stored_and_written(calibrated: Path) -> None:
+    with Store(calibrated) as store:
+        run = store.latest_run()
+        row = store.profile(store.environment(run.environment_id).hardware_key, PROFILE_NAME)
+        assert run.status == "complete" and row is not None and row.version == 1
+        points = store.results(run.id)
+    profile = Profile.from_dict(row.data)
+    assert profile.threads_available() == [1]
+    assert profile.overhead_s[1] > 0
+    assert {"gemm", "elementwise"} <= {key[0] for key in [*profile.compute, *profile.memory]}
+    assert len(points) >= 10 and all(p.extra["calibration"] for p in points)
+    copy = calibrated.parent / "profiles" / f"{profile.hardware_key}.json"
+    assert Profile.load(copy).to_dict() == profile.to_dict()
+
+
+def test_interrupted_calibration_writes_no_profile(tmp_path: Path, monkeypatch) -> None:
+    calls = {"n": 0}
+    real = sampler.next_size
+
+    def interrupt(points):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(points)
+
+    monkeypatch.setattr("perfcast.calibrate.run.next_size", interrupt)
+    with Store(tmp_path / "p.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            calibrate(store, budget_s=60.0, threads=[1])
+        assert store.latest_run().status == "failed"
+        assert store.profiles() == []
+    assert not (tmp_path / "profiles").exists()
+
+
+def test_validate_models_json_with_profile(calibrated: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", "models", "-m", "mlp-narrow", "--batch", "1",
+                                 "--threads", "1", "--db", str(calibrated), "--report",
+                                 str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    [m] = d["models"]
+    assert {"name", "batch", "threads", "predicted_s", "measured_s", "ape",
+            "confidence"} <= set(m)
+    assert m["confidence"] in {"CALIBRATED", "INTERPOLATED", "THEORETICAL"}
+    assert m["predicted_s"] != m["theoretical_s"]  # the profile was used
+    assert m["ape"] == pytest.approx(abs(m["predicted_s"] - m["measured_s"]) / m["measured_s"])
+    assert d["mape"] == pytest.approx(m["ape"]) and d["theoretical"]["mape"] is not None
+    assert (tmp_path / "validation.md").exists()
+    assert (tmp_path / "predicted_vs_measured.png").exists()
+    with Store(calibrated) as store:
+        [pred] = store.predictions(target="validate:mlp-narrow")
+        assert pred.measured_s == pytest.approx(m["measured_s"])
+
+
+def test_analyze_local_uses_the_profile(calibrated: Path) -> None:
+    def analyze(profile: str) -> dict:
+        result = runner.invoke(app, ["analyze", "examples:mlp", "-H", "local", "--threads",
+                                     "1", "--db", str(calibrated), "--profile", profile,
+                                     "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    calibrated_estimate, theoretical = analyze("latest"), analyze("none")
+    assert theoretical["confidence"] == "THEORETICAL"
+    assert calibrated_estimate["totals"]["time_s"] != theoretical["totals"]["time_s"]
+
+
+def test_foreign_profile_lowers_confidence(calibrated: Path, tmp_path: Path) -> None:
+    with Store(calibrated) as store:
+        run = store.latest_run()
+        key = store.environment(run.environment_id).hardware_key
+        data = store.profile(key, PROFILE_NAME).data
+    foreign = Profile.from_dict({**data, "hardware_key": "other-box-64c",
+                                 "fingerprint": "0000000000000000"})
+    path = tmp_path / "foreign.json"
+    foreign.save(path)
+    result = runner.invoke(app, ["analyze", "examples:mlp", "-H", "local", "--threads", "1",
+                                 "--profile", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "not from this environment" in result.stderr
+    assert json.loads(result.stdout)["confidence"] in {"INTERPOLATED", "THEORETICAL"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["calibrate", "--budget", "ten"], "is not a positive number"),
+    (["calibrate", "--hardware", "h100"], "calibration measures this machine"),
+    (["calibrate", "--threads", "0"], "must be positive integers"),
+    (["validate", "models", "-m", "resnet5"], "did you mean resnet50"),
+    (["analyze", "examples:mlp", "-H", "local", "--profile", "/nonexistent.json"],
+     "nonexistent.json"),
+])
+def test_bad_input(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("10m") == 600 and parse_duration("90s") == 90
+    assert parse_duration("1.5h") == 5400 and parse_duration("42") == 42
+
+
+def test_sampler_refines_where_the_rate_changes() -> None:
+    points = [(1, 1.0), (100, 1.1), (10_000, 50.0)]
+    assert sampler.next_size(points) == 1000
+    assert sampler.next_size([(1, 1.0), (2, 5.0)]) is None
