@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
-import numbers
 import os
-import re
 import secrets
 import socket
 import sqlite3
@@ -24,7 +21,29 @@ from pathlib import Path
 from typing import Any
 
 from perfcast.store import migrations
-from perfcast.store.records import EnvironmentRow, PredictionRow, ProfileRow, ResultRow, RunRow
+from perfcast.store.errors import StoreError
+from perfcast.store.records import (
+    EnvironmentRow,
+    PredictionRow,
+    ProfileRow,
+    ResultRow,
+    RunRow,
+    prediction_row,
+    profile_row,
+    result_row,
+    run_row,
+)
+from perfcast.store.values import (
+    check_choice,
+    check_run_id,
+    check_text,
+    json_object,
+    now,
+    opt_count,
+    opt_float,
+    samples_json,
+    to_float,
+)
 
 APPLICATION_ID = 0x50464353  # b"PFCS"
 RUN_STATUSES = ("running", "complete", "failed", "regression", "incomplete")
@@ -32,16 +51,10 @@ FINISH_STATUSES = ("complete", "failed", "regression")
 RESULT_STATUSES = ("ok", "failed", "skipped")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_RUN_ID_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 _ELSEWHERE = "Pass --db or set PERFCAST_DB to another file."
 # (resolved db path, run id) of runs begun by this process and not finished yet: a run whose
 # pid equals ours but is not listed here was left by an earlier process that had the same pid.
 _LIVE_RUNS: set[tuple[str, str]] = set()
-
-
-class StoreError(Exception):
-    """A results database that cannot be used, or a bad request to it."""
 
 
 def default_db_path() -> Path:
@@ -52,7 +65,7 @@ def default_db_path() -> Path:
 
 def canonical_params(params: Mapping[str, Any]) -> str:
     """Params as canonical JSON (sorted keys, no spaces): the key results are matched by."""
-    return _json_object(params, "params")
+    return json_object(params, "params")
 
 
 class Store:
@@ -103,7 +116,7 @@ class Store:
 
     def run_dir(self, run_id: str, *, create: bool = False) -> Path:
         """Artifact folder of a run: ``<db dir>/runs/<run-id>/``, made when ``create``."""
-        _check_run_id(run_id)
+        check_run_id(run_id)
         folder = self._path.parent / "runs" / run_id
         if create:
             folder.mkdir(parents=True, exist_ok=True)
@@ -136,14 +149,14 @@ class Store:
 
     def environment_id(self, fingerprint: str, hardware_key: str, data: Mapping[str, Any]) -> int:
         """Id of the environment with ``fingerprint``, inserting it first if new."""
-        _check_text(fingerprint, "fingerprint")
-        _check_text(hardware_key, "hardware_key")
-        data_json = _json_object(data, "environment data")
+        check_text(fingerprint, "fingerprint")
+        check_text(hardware_key, "hardware_key")
+        data_json = json_object(data, "environment data")
         with self.transaction():
             self._conn.execute(
                 "INSERT INTO environments (fingerprint, hardware_key, data, created_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
-                (fingerprint, hardware_key, data_json, _now()))
+                (fingerprint, hardware_key, data_json, now()))
             row = self._conn.execute("SELECT id FROM environments WHERE fingerprint = ?",
                                      (fingerprint,)).fetchone()
         return int(row[0])
@@ -168,8 +181,8 @@ class Store:
         if not isinstance(command, str):
             raise StoreError(f"command must be a string, got {type(command).__name__}")
         if run_id is not None:
-            _check_run_id(run_id)
-        meta_json = _json_object(meta or {}, "meta")
+            check_run_id(run_id)
+        meta_json = json_object(meta or {}, "meta")
         with self.transaction():
             if environment_id is not None:
                 self.environment(environment_id)
@@ -180,18 +193,18 @@ class Store:
             self._conn.execute(
                 "INSERT INTO runs (id, started_at, status, command, git_commit, environment_id,"
                 " host, pid, meta) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                (run_id, _now(), command, git_commit, environment_id, socket.gethostname(),
+                (run_id, now(), command, git_commit, environment_id, socket.gethostname(),
                  os.getpid(), meta_json))
         _LIVE_RUNS.add((self._key, run_id))
         return run_id
 
     def finish_run(self, run_id: str, status: str) -> None:
         """Mark a running run ``complete``, ``failed`` or ``regression`` and stamp finished_at."""
-        _check_choice(status, FINISH_STATUSES, "run status for finish_run")
+        check_choice(status, FINISH_STATUSES, "run status for finish_run")
         with self.transaction():
             self._require_running(run_id, "finish it")
             self._conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                               (status, _now(), run_id))
+                               (status, now(), run_id))
         _LIVE_RUNS.discard((self._key, run_id))
 
     def reap_interrupted(self) -> list[str]:
@@ -212,7 +225,7 @@ class Store:
                     "UPDATE runs SET status = 'incomplete',"
                     " meta = json_set(meta, '$.interrupted_at', ?)"
                     " WHERE id = ? AND status = 'running'",
-                    [(_now(), run_id) for run_id in orphans])
+                    [(now(), run_id) for run_id in orphans])
         return orphans
 
     def runs(self, *, limit: int | None = 50, target: str | None = None,
@@ -227,7 +240,7 @@ class Store:
                            " AND r.target = ?)")
             args.append(target)
         if status is not None:
-            _check_choice(status, RUN_STATUSES, "run status")
+            check_choice(status, RUN_STATUSES, "run status")
             clauses.append("status = ?")
             args.append(status)
         sql = ("SELECT runs.*, (SELECT COUNT(*) FROM results r WHERE r.run_id = runs.id)"
@@ -238,7 +251,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_run_row(row) for row in self._conn.execute(sql, args)]
+        return [run_row(row) for row in self._conn.execute(sql, args)]
 
     def run(self, run_id: str) -> RunRow:
         """The run ``run_id``; an unknown id names the closest existing ones."""
@@ -247,7 +260,7 @@ class Store:
             " AS n_results FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise self._unknown_run(run_id)
-        return _run_row(row)
+        return run_row(row)
 
     def latest_run(self) -> RunRow | None:
         """The most recently started run, or None for an empty database."""
@@ -264,13 +277,13 @@ class Store:
                    energy_j: float | None = None,
                    extra: Mapping[str, Any] | None = None) -> int:
         """Store one result of a running run (committed at once); returns its id."""
-        _check_text(target, "target")
-        _check_choice(status, RESULT_STATUSES, "result status")
+        check_text(target, "target")
+        check_choice(status, RESULT_STATUSES, "result status")
         values = (
-            target, canonical_params(params), status, _opt_float(median_s, "median_s"),
-            _opt_float(ci_low_s, "ci_low_s"), _opt_float(ci_high_s, "ci_high_s"), _opt_count(n),
-            None if stats is None else _json_object(stats, "stats"), _samples_json(samples),
-            error, _opt_float(energy_j, "energy_j"), _json_object(extra or {}, "extra"),
+            target, canonical_params(params), status, opt_float(median_s, "median_s"),
+            opt_float(ci_low_s, "ci_low_s"), opt_float(ci_high_s, "ci_high_s"), opt_count(n),
+            None if stats is None else json_object(stats, "stats"), samples_json(samples),
+            error, opt_float(energy_j, "energy_j"), json_object(extra or {}, "extra"),
         )
         with self.transaction():
             self._require_running(run_id, "add results to it")
@@ -278,7 +291,7 @@ class Store:
                 "INSERT INTO results (run_id, target, params, status, median_s, ci_low_s,"
                 " ci_high_s, n, stats, samples, error, energy_j, extra, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, *values, _now()))
+                (run_id, *values, now()))
         return int(cursor.lastrowid or 0)
 
     def results(self, run_id: str | None = None, *, target: str | None = None,
@@ -300,7 +313,7 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY created_at, id"
-        return [_result_row(row) for row in self._conn.execute(sql, args)]
+        return [result_row(row) for row in self._conn.execute(sql, args)]
 
     def history(self, target: str, params: Mapping[str, Any],
                 environment_id: int) -> list[ResultRow]:
@@ -312,7 +325,7 @@ class Store:
             " AND runs.environment_id = ?"
             " ORDER BY runs.started_at, r.created_at, r.id",
             (target, canonical_params(params), environment_id))
-        return [_result_row(row, joined=True) for row in rows]
+        return [result_row(row, joined=True) for row in rows]
 
     # -- predictions -----------------------------------------------------------------------
 
@@ -322,12 +335,12 @@ class Store:
                        run_id: str | None = None,
                        data: Mapping[str, Any] | None = None) -> int:
         """Store a predicted time (and the measured one if known); returns its id."""
-        _check_text(target, "target")
-        _check_text(hardware, "hardware")
+        check_text(target, "target")
+        check_text(hardware, "hardware")
         values = (
-            target, canonical_params(params), hardware, _float(predicted_s, "predicted_s"),
-            _opt_float(measured_s, "measured_s"), confidence, estimator_version,
-            _json_object(data or {}, "prediction data"),
+            target, canonical_params(params), hardware, to_float(predicted_s, "predicted_s"),
+            opt_float(measured_s, "measured_s"), confidence, estimator_version,
+            json_object(data or {}, "prediction data"),
         )
         with self.transaction():
             if run_id is not None:
@@ -335,7 +348,7 @@ class Store:
             cursor = self._conn.execute(
                 "INSERT INTO predictions (run_id, target, params, hardware, predicted_s,"
                 " measured_s, confidence, estimator_version, data, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *values, _now()))
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, *values, now()))
         return int(cursor.lastrowid or 0)
 
     def predictions(self, target: str | None = None,
@@ -344,16 +357,16 @@ class Store:
         rows = self._conn.execute(
             "SELECT * FROM predictions WHERE (?1 IS NULL OR target = ?1)"
             " AND (?2 IS NULL OR hardware = ?2) ORDER BY created_at, id", (target, hardware))
-        return [_prediction_row(row) for row in rows]
+        return [prediction_row(row) for row in rows]
 
     # -- calibration profiles --------------------------------------------------------------
 
     def save_profile(self, *, hardware_key: str, name: str, data: Mapping[str, Any],
                      environment_id: int | None = None) -> int:
         """Save a new version of profile ``name`` for ``hardware_key``; returns the version."""
-        _check_text(hardware_key, "hardware_key")
-        _check_text(name, "profile name")
-        data_json = _json_object(data, "profile data")
+        check_text(hardware_key, "hardware_key")
+        check_text(name, "profile name")
+        data_json = json_object(data, "profile data")
         with self.transaction():
             if environment_id is not None:
                 self.environment(environment_id)
@@ -363,7 +376,7 @@ class Store:
             self._conn.execute(
                 "INSERT INTO calibration_profiles (environment_id, hardware_key, name, version,"
                 " data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (environment_id, hardware_key, name, version, data_json, _now()))
+                (environment_id, hardware_key, name, version, data_json, now()))
         return int(version)
 
     def profile(self, hardware_key: str, name: str,
@@ -373,14 +386,14 @@ class Store:
             "SELECT * FROM calibration_profiles WHERE hardware_key = ? AND name = ?"
             " AND (?3 IS NULL OR version = ?3) ORDER BY version DESC LIMIT 1",
             (hardware_key, name, version)).fetchone()
-        return None if row is None else _profile_row(row)
+        return None if row is None else profile_row(row)
 
     def profiles(self, hardware_key: str | None = None) -> list[ProfileRow]:
         """All profile versions, optionally of one hardware key, by key, name and version."""
         rows = self._conn.execute(
             "SELECT * FROM calibration_profiles WHERE (?1 IS NULL OR hardware_key = ?1)"
             " ORDER BY hardware_key, name, version", (hardware_key,))
-        return [_profile_row(row) for row in rows]
+        return [profile_row(row) for row in rows]
 
     # -- internals -------------------------------------------------------------------------
 
@@ -520,109 +533,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-# -- values in and out -----------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _check_run_id(run_id: object) -> None:
-    if not isinstance(run_id, str) or _RUN_ID_RE.fullmatch(run_id) is None:
-        raise StoreError(f"invalid run id {run_id!r}: use {_RUN_ID_RULE}")
-
-
-def _check_text(value: object, what: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise StoreError(f"{what} must be a non-empty string, got {value!r}")
-
-
-def _check_choice(value: object, allowed: tuple[str, ...], what: str) -> None:
-    if value not in allowed:
-        raise StoreError(f"invalid {what} {value!r}; expected one of: {', '.join(allowed)}")
-
-
-def _float(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise StoreError(f"{what} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise StoreError(f"{what} must be finite, got {number}")
-    return number
-
-
-def _opt_float(value: object, what: str) -> float | None:
-    return None if value is None else _float(value, what)
-
-
-def _opt_count(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise StoreError(f"n must be a non-negative integer or None, got {value!r}")
-    return int(value)
-
-
-def _samples_json(samples: Sequence[float] | None) -> str | None:
-    if samples is None:
-        return None
-    if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
-        raise StoreError(f"samples must be a sequence of seconds, got {type(samples).__name__}")
-    values = [_float(value, f"samples[{i}]") for i, value in enumerate(samples)]
-    return json.dumps(values, separators=(",", ":"))
-
-
-def _json_object(value: object, what: str) -> str:
-    if not isinstance(value, Mapping):
-        raise StoreError(f"{what} must be a dict of JSON values, got {type(value).__name__}")
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise StoreError(f"{what} key {key!r} must be a string")
-        try:
-            json.dumps(item, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"{what}[{key!r}] = {item!r} is not JSON-serializable "
-                             f"({exc})") from None
-    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _run_row(row: sqlite3.Row) -> RunRow:
-    return RunRow(id=row["id"], started_at=row["started_at"], finished_at=row["finished_at"],
-                  status=row["status"], command=row["command"], git_commit=row["git_commit"],
-                  environment_id=row["environment_id"], host=row["host"], pid=row["pid"],
-                  meta=json.loads(row["meta"]), n_results=row["n_results"])
-
-
-def _result_row(row: sqlite3.Row, *, joined: bool = False) -> ResultRow:
-    return ResultRow(
-        id=row["id"], run_id=row["run_id"], target=row["target"],
-        params=json.loads(row["params"]), status=row["status"], median_s=row["median_s"],
-        ci_low_s=row["ci_low_s"], ci_high_s=row["ci_high_s"], n=row["n"],
-        stats=_loads(row["stats"]), samples=_loads(row["samples"]), error=row["error"],
-        energy_j=row["energy_j"], extra=json.loads(row["extra"]), created_at=row["created_at"],
-        run_started_at=row["run_started_at"] if joined else None,
-        git_commit=row["git_commit"] if joined else None,
-    )
-
-
-def _prediction_row(row: sqlite3.Row) -> PredictionRow:
-    return PredictionRow(
-        id=row["id"], run_id=row["run_id"], target=row["target"],
-        params=json.loads(row["params"]), hardware=row["hardware"],
-        predicted_s=row["predicted_s"], measured_s=row["measured_s"],
-        confidence=row["confidence"], estimator_version=row["estimator_version"],
-        data=json.loads(row["data"]), created_at=row["created_at"],
-    )
-
-
-def _profile_row(row: sqlite3.Row) -> ProfileRow:
-    return ProfileRow(id=row["id"], environment_id=row["environment_id"],
-                      hardware_key=row["hardware_key"], name=row["name"],
-                      version=row["version"], data=json.loads(row["data"]),
-                      created_at=row["created_at"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,3 +91,43 @@ class ProfileRow:
     version: int
     data: dict[str, Any]
     created_at: str
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def run_row(row: sqlite3.Row) -> RunRow:
+    return RunRow(id=row["id"], started_at=row["started_at"], finished_at=row["finished_at"],
+                  status=row["status"], command=row["command"], git_commit=row["git_commit"],
+                  environment_id=row["environment_id"], host=row["host"], pid=row["pid"],
+                  meta=json.loads(row["meta"]), n_results=row["n_results"])
+
+
+def result_row(row: sqlite3.Row, *, joined: bool = False) -> ResultRow:
+    return ResultRow(
+        id=row["id"], run_id=row["run_id"], target=row["target"],
+        params=json.loads(row["params"]), status=row["status"], median_s=row["median_s"],
+        ci_low_s=row["ci_low_s"], ci_high_s=row["ci_high_s"], n=row["n"],
+        stats=_loads(row["stats"]), samples=_loads(row["samples"]), error=row["error"],
+        energy_j=row["energy_j"], extra=json.loads(row["extra"]), created_at=row["created_at"],
+        run_started_at=row["run_started_at"] if joined else None,
+        git_commit=row["git_commit"] if joined else None,
+    )
+
+
+def prediction_row(row: sqlite3.Row) -> PredictionRow:
+    return PredictionRow(
+        id=row["id"], run_id=row["run_id"], target=row["target"],
+        params=json.loads(row["params"]), hardware=row["hardware"],
+        predicted_s=row["predicted_s"], measured_s=row["measured_s"],
+        confidence=row["confidence"], estimator_version=row["estimator_version"],
+        data=json.loads(row["data"]), created_at=row["created_at"],
+    )
+
+
+def profile_row(row: sqlite3.Row) -> ProfileRow:
+    return ProfileRow(id=row["id"], environment_id=row["environment_id"],
+                      hardware_key=row["hardware_key"], name=row["name"],
+                      version=row["version"], data=json.loads(row["data"]),
+                      created_at=row["created_at"])
