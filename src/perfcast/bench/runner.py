@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from perfcast.bench.benchmark import Benchmark, Case, Work
 from perfcast.bench.environment import Environment, capture_environment
-from perfcast.bench.expectations import ExpectationBook, expectation_from
+from perfcast.bench.expectations import ExpectationBook, default_dir, expectation_from
 from perfcast.bench.nvtx import nvtx_range
 from perfcast.bench.stats import Comparison, StopRule, compare
 from perfcast.bench.timer import Measurement, measure
@@ -157,7 +157,7 @@ def run_cases(cases: Sequence[Case], *, store: Store, command: str,
                                    "rule": _rule_dict(options.rule), "cases": len(cases)})
     run_dir = store.run_dir(run_id, create=True)
     report = RunReport(run_id, run_dir, env)
-    book = _expectations(options, env)
+    book = ExpectationBook.load(options.expectations_dir or default_dir(), env.hardware_key())
     with (run_dir / "log.txt").open("a") as log:
         _log(log, f"run {run_id} on {env.hardware_key()}: {len(cases)} case(s), {command}")
         for case in cases:
@@ -172,19 +172,13 @@ def run_cases(cases: Sequence[Case], *, store: Store, command: str,
                     on_result(result)
             if case.target.is_pair and all(r.status == "ok" for r in sides):
                 report.pairs.append(_judge(case, sides, book, run_id, options, log))
-        if options.update_expectations and book is not None and book.entries:
+        if options.update_expectations and book.entries:
             book.save()
             report.notes.append(f"expectations written to {book.path}")
         _log(log, f"finished with exit code {report.exit_code}")
     store.finish_run(run_id, report.status)
     _write_artifacts(store, report)
     return report
-
-
-def _expectations(options: RunOptions, env: Environment) -> ExpectationBook | None:
-    from perfcast.bench.expectations import default_dir
-
-    return ExpectationBook.load(options.expectations_dir or default_dir(), env.hardware_key())
 
 
 def _run_side(case: Case, role: str | None, cls: type[Benchmark], options: RunOptions,
@@ -259,15 +253,15 @@ def _teardown(bench: Benchmark, case: Case, log: TextIO) -> None:
         _log(log, f"teardown of {case.id} raised {type(exc).__name__}: {exc}")
 
 
-def _judge(case: Case, sides: list[CaseResult], book: ExpectationBook | None, run_id: str,
+def _judge(case: Case, sides: list[CaseResult], book: ExpectationBook, run_id: str,
            options: RunOptions, log: TextIO) -> PairOutcome:
     by_role = {r.role: r for r in sides}
     base, opt = by_role["baseline"].measurement, by_role["optimized"].measurement
     assert base is not None and opt is not None
     comparison = compare(base.stats, opt.stats)
     by_role["optimized"].extra["comparison"] = comparison.to_dict()
-    expectation = book.get(case.id) if book is not None else None
-    if options.update_expectations and book is not None:
+    expectation = book.get(case.id)
+    if options.update_expectations:
         book.entries[case.id] = expectation_from(comparison, run_id)
         outcome = PairOutcome(case, comparison, "updated",
                               f"expectation set: {book.entries[case.id].to_dict()}")

@@ -21,7 +21,7 @@ from perfcast.bench.environment import capture_environment
 from perfcast.bench.stats import StopRule
 from perfcast.bench.timer import measure
 from perfcast.calibrate.profile import CalibrationPoint, Profile, fit_profile
-from perfcast.calibrate.sampler import Family, families, next_size
+from perfcast.calibrate.sampler import INITIAL_POINTS, Family, families, next_size
 from perfcast.store import Store
 
 PROFILE_NAME = "cpu"
@@ -111,8 +111,9 @@ class _Sampler:
         self.measure(OVERHEAD_TARGET, "overhead", {}, "float32", threads)
         seen: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
         groups = [(f, d) for f in families() for d in dtypes]
-        coarse = [(f, d, s) for f, d in groups for s in f.initial_sizes()]
-        coarse.sort(key=lambda item: item[0].initial_sizes().index(item[2]))  # round-robin
+        starts = [(f, d, f.initial_sizes()) for f, d in groups]
+        coarse = [(f, d, sizes[i]) for i in range(INITIAL_POINTS)  # round-robin over families
+                  for f, d, sizes in starts if i < len(sizes)]
         for family, dtype, size in coarse:
             if self.elapsed >= until_s:
                 return

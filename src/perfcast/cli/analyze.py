@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from perfcast.cli.errors import fail
+from perfcast.cli.store import DbOption, open_store
 
 TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
                 "path/to/file.py:factory returning (model, example_inputs)")
@@ -35,8 +36,7 @@ def analyze(
     profile: Annotated[str, typer.Option(
         "--profile", help="Calibration profile for 'local': 'latest' (newest in the store), "
                           "a file, or 'none'.")] = "latest",
-    db: Annotated[Path | None, typer.Option("--db", help="Results database (profiles).")]
-    = None,
+    db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
     list_examples: Annotated[bool, typer.Option(
         "--list-examples", help="List the built-in examples and exit.")] = False,
@@ -81,7 +81,6 @@ def _local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) 
     if spec.name != "local":
         return spec, None
     from perfcast.calibrate.model import apply_profile
-    from perfcast.cli.calibrate import open_store
     from perfcast.cli.profiles import resolve_profile
     from perfcast.hardware.detect import scale_to_threads
 

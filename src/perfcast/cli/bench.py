@@ -22,24 +22,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from perfcast.cli.errors import fail
+from perfcast.cli.store import DbOption, open_store
 
 app = typer.Typer(help="Time benchmarks, keep results in the store, compare runs.",
                   no_args_is_help=True)
 
-DB_HELP = "Results database (SQLite file). Default: $PERFCAST_DB or .perfcast/perfcast.db."
 PATH_HELP = "A benchmark file or directory of *.py files defining more targets; repeatable."
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP)]
 PathOption = Annotated[list[Path] | None, typer.Option("--path", help=PATH_HELP)]
 EXTERNAL_PROFILERS = ("nsys", "ncu")
-
-
-def _open_store(db: Path | None) -> Any:
-    from perfcast.store import Store, StoreError, default_db_path
-
-    try:
-        return Store(db or default_db_path())
-    except StoreError as exc:
-        fail(str(exc))
 
 
 def _load_targets(paths: list[Path] | None) -> None:
@@ -141,7 +131,7 @@ def run(
         fail(str(exc))
     if not cases:
         fail("no benchmark case selected")
-    store = _open_store(db)
+    store = open_store(db)
     options = RunOptions(rule=rule, threads=threads, cold_cache=cold_cache,
                          cuda_graph=cuda_graph, profile=profile,
                          update_expectations=update_expectations,
@@ -262,7 +252,7 @@ def runs(db: DbOption = None,
          limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The latest runs in the store, newest first."""
-    store = _open_store(db)
+    store = open_store(db)
     rows = store.runs(limit=limit)
     store.close()
     if as_json:
@@ -298,7 +288,7 @@ def compare(
     from perfcast.bench.stats import Verdict
     from perfcast.store import StoreError
 
-    store = _open_store(db)
+    store = open_store(db)
     try:
         result = compare_runs(store, run_a, run_b, min_effect=min_effect,
                               allow_environment_change=allow_env)
@@ -353,7 +343,7 @@ def report(
     from perfcast.bench.report import render_run
     from perfcast.store import StoreError
 
-    store = _open_store(db)
+    store = open_store(db)
     try:
         if run_id == "latest":
             latest = store.latest_run()

@@ -7,15 +7,15 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from perfcast.cli.errors import fail
+from perfcast.cli.store import DbOption, open_store
 
-DB_HELP = "Results database (SQLite file). Default: $PERFCAST_DB or .perfcast/perfcast.db."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 
 
@@ -39,16 +39,6 @@ def parse_threads(text: str) -> list[int]:
     return values
 
 
-def open_store(db: Path | None) -> Any:
-    """The results store at ``db`` (or the default), failing cleanly on a bad file."""
-    from perfcast.store import Store, StoreError, default_db_path
-
-    try:
-        return Store(db or default_db_path())
-    except StoreError as exc:
-        fail(str(exc))
-
-
 def calibrate(
     hardware: Annotated[str, typer.Option(
         "--hardware", "-H", help="Only 'this' (or 'local'): calibration measures this "
@@ -60,7 +50,7 @@ def calibrate(
                           "cores).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Also write the profile here (.json or .yaml).")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
+    db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Measure GEMM, conv, attention, elementwise, reduction, norm and copy kernels on this

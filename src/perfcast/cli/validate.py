@@ -14,6 +14,7 @@ from rich.table import Table
 
 from perfcast.cli import validate_kernels
 from perfcast.cli.errors import fail
+from perfcast.cli.store import DbOption, open_store
 
 app = typer.Typer(help="Compare perfcast's estimates with published benchmark results.",
                   no_args_is_help=True)
@@ -109,7 +110,7 @@ def models(
     profile: Annotated[str | None, typer.Option(
         "--profile", help="Profile file, 'latest' (this machine's newest in the store) or "
                           "'none' (THEORETICAL only).")] = "latest",
-    db: Annotated[Path | None, typer.Option("--db", help="Results database.")] = None,
+    db: DbOption = None,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Directory for the Markdown report and plot (default: "
                          ".perfcast/reports/validate-models).")] = None,
@@ -122,7 +123,7 @@ def models(
     """Predict PyTorch eager latency of each model on this CPU (with the calibration
     profile, and THEORETICAL beside it), measure it, and report APE, MAPE, median APE and
     the share within ±10%; results go to the store and a report file."""
-    from perfcast.cli.calibrate import open_store, parse_threads
+    from perfcast.cli.calibrate import parse_threads
     from perfcast.cli.profiles import resolve_profile
     from perfcast.validate.models import render_markdown, validate_models, write_report
     from perfcast.validate.zoo import ZOO
