@@ -255,7 +255,7 @@ def test_load_errors(profile, tmp_path):
     with pytest.raises(ProfileError, match=r"truncated\.json: not valid JSON"):
         Profile.load(truncated)
     partial = tmp_path / "partial.yaml"
-    partial.write_text("schema: 1\nhardware_key: x\n")
+    partial.write_text(f"schema: {PROFILE_SCHEMA}\nhardware_key: x\n")
     with pytest.raises(ProfileError, match=r"partial\.yaml: profile is missing fields: finger"):
         Profile.load(partial)
     bad_key = tmp_path / "bad_key.json"

@@ -1,8 +1,10 @@
 """Estimate with a calibration profile: an EfficiencyModel and a spec with measured overhead.
 
 With :func:`apply_profile`, the roofline estimator's time becomes
-``overhead + max(flops / rate_compute(flops), bytes / rate_memory(bytes))``, the rates
-read from the profile's curves.
+``overhead + scale[group] * max(flops / rate_compute(flops), bytes / rate_memory(bytes))``,
+the rates read from the profile's curves, the group scale and the per-kernel overhead
+from its whole-network fit when it has one for the thread count (1 and the
+microbenchmark overhead otherwise).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perfcast.calibrate.composite import CompositeFit, group_of
 from perfcast.calibrate.curve import Curve
 from perfcast.calibrate.profile import COMPUTE_CATEGORIES, MEMORY_CATEGORIES, POOLED, Profile
 from perfcast.estimate.efficiency import Confidence, Efficiency
@@ -64,6 +67,7 @@ class CalibratedEfficiency:
         category = str(kernel.category) if kernel.category is not None else None
         if category not in (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES):
             return Efficiency(1.0, 1.0, Confidence.THEORETICAL)
+        scale = self._scale(group_of(category, kernel.flops, kernel.bytes))
         dtype = canonical(kernel.dtype)
         levels = []
         compute: Dim = 1.0
@@ -79,7 +83,20 @@ class CalibratedEfficiency:
         confidence = Confidence.weakest(levels)
         if self.foreign:
             confidence = _ONE_LEVEL_DOWN.get(confidence, confidence)
-        return Efficiency(compute, memory, confidence)
+        return Efficiency(compute / scale, memory / scale, confidence)
+
+    def _composite(self) -> CompositeFit | None:
+        if not self.profile.composite:
+            return None
+        return self.profile.composite[_nearest(self.profile.composite, self.threads)]
+
+    def _scale(self, group: str | np.ndarray) -> float | np.ndarray:
+        fit = self._composite()
+        if fit is None:
+            return 1.0
+        if isinstance(group, np.ndarray):  # a sweep: one group per point
+            return np.vectorize(lambda g: fit.scale.get(g, 1.0), otypes=[float])(group)
+        return fit.scale.get(group, 1.0)
 
     def _rate(self, table: Mapping[tuple[str, str, int], Curve], categories: tuple[str, ...],
               dtype: str, work: Dim, *, scale: bool) -> tuple[Dim | None, Confidence]:
@@ -107,19 +124,25 @@ def apply_profile(spec: HardwareSpec, profile: Profile, threads: int, *,
                   foreign: bool = False) -> tuple[HardwareSpec, CalibratedEfficiency]:
     """``spec`` with the profile's per-kernel overhead at ``threads``, and the efficiency model.
 
-    The overhead comes from the nearest thread count the profile measured.
+    The overhead comes from the nearest thread count the profile measured: the
+    whole-network fit's where there is one, else the microbenchmark median.
     """
     model = CalibratedEfficiency(profile, threads, foreign)
     if not profile.overhead_s:
         raise ValueError(f"profile {profile.hardware_key!r} has no overhead measurements")
-    t = _nearest(profile.overhead_s, threads)
-    note = (f"median per-kernel overhead at {t} threads from calibration profile "
+    if profile.composite:
+        t = _nearest(profile.composite, threads)
+        overhead, what = profile.composite[t].overhead_s, "whole-network fit of the per-kernel"
+    else:
+        t = _nearest(profile.overhead_s, threads)
+        overhead, what = profile.overhead_s[t], "median per-kernel"
+    note = (f"{what} overhead at {t} threads from calibration profile "
             f"{profile.hardware_key} ({profile.created_at})")
     if t != threads:
         note += f", the nearest to the {threads} threads asked for"
     data = spec.model_dump()
     data["sources"].setdefault("measured", {"title": "measured on this machine by perfcast"})
-    data["launch_overhead_s"] = {"value": profile.overhead_s[t], "source": "measured",
+    data["launch_overhead_s"] = {"value": overhead, "source": "measured",
                                  "note": note}
     return HardwareSpec.model_validate(data), model
 

@@ -2,7 +2,8 @@
 
 A profile holds, per thread count, the fixed per-kernel cost (eager dispatch) and, per
 (category, dtype, threads), how fast compute-bound categories run vs FLOPs and how fast
-memory-bound categories run vs bytes.
+memory-bound categories run vs bytes; and, per thread count, the whole-network
+correction fitted on synthetic networks (:mod:`perfcast.calibrate.composite`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from typing import Any
 import numpy as np
 import yaml
 
+from perfcast.calibrate.composite import CompositeFit
 from perfcast.calibrate.curve import Curve, fit_curve
 from perfcast.ir.dtypes import canonical
 
-PROFILE_SCHEMA = 1
+PROFILE_SCHEMA = 2
 COMPUTE_CATEGORIES = ("gemm", "conv", "attention")
 MEMORY_CATEGORIES = ("elementwise", "reduction", "norm", "data_movement", "embedding")
 OVERHEAD = "overhead"
 POOLED = "*"  # memory curve of all memory-bound points of one (dtype, threads)
 CATEGORIES = (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES, OVERHEAD)
 FIELDS = ("schema", "hardware_key", "fingerprint", "environment", "perfcast_version",
-          "created_at", "overhead_s", "compute", "memory")
+          "created_at", "overhead_s", "compute", "memory", "composite")
 
 CurveKey = tuple[str, str, int]
 
@@ -79,6 +81,7 @@ class Profile:
     overhead_s: dict[int, float]  # threads -> fixed per-kernel cost
     compute: dict[CurveKey, Curve]  # (category, dtype, threads) -> FLOP/s vs FLOPs
     memory: dict[CurveKey, Curve]  # (category or "*", dtype, threads) -> bytes/s vs bytes
+    composite: dict[int, CompositeFit] = field(default_factory=dict)  # threads -> fit
 
     def threads_available(self) -> list[int]:
         """Every thread count the profile has an overhead or a curve for, ascending."""
@@ -97,6 +100,7 @@ class Profile:
             "overhead_s": {str(t): v for t, v in sorted(self.overhead_s.items())},
             "compute": _curves_to_dict(self.compute),
             "memory": _curves_to_dict(self.memory),
+            "composite": {str(t): f.to_dict() for t, f in sorted(self.composite.items())},
         }
 
     @classmethod
@@ -122,6 +126,7 @@ class Profile:
             overhead_s=_overheads_from_dict(d["overhead_s"]),
             compute=_curves_from_dict("compute", d["compute"]),
             memory=_curves_from_dict("memory", d["memory"]),
+            composite=_composite_from_dict(d["composite"]),
         )
 
     def save(self, path: Path) -> None:
@@ -258,6 +263,20 @@ def _overheads_from_dict(d: Any) -> dict[int, float]:
     if bad:
         raise ProfileError(f"profile overhead_s must be finite and > 0, got {bad}")
     return overheads
+
+
+def _composite_from_dict(d: Any) -> dict[int, CompositeFit]:
+    if not isinstance(d, dict):
+        raise ProfileError("profile composite must be a mapping of threads to fits")
+    fits = {}
+    for t, fit in d.items():
+        if not str(t).isdigit():
+            raise ProfileError(f"profile composite key {t!r} is not a thread count")
+        try:
+            fits[int(t)] = CompositeFit.from_dict(fit)
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"profile composite for {t} threads: {exc}") from None
+    return fits
 
 
 def _format(path: Path) -> str:

@@ -1,9 +1,12 @@
 """``perfcast calibrate``: measure the calibration families on this machine and fit a profile.
 
-Every measurement is committed to the store as it is taken (one run); the profile is
-fitted and written only when sampling ends, atomically, to the store and to a portable
-JSON file. A calibration interrupted halfway leaves its run marked incomplete and no
-profile: nothing half-written is ever used.
+Two stages share the budget: microbenchmarks (single ops, sizes chosen where the rate
+changes fastest) fit the rate curves; then synthetic networks, predicted with those
+curves and measured whole, fit the per-group whole-network correction. Every
+measurement is committed to the store as it is taken (one run); the profile is fitted
+and written only when sampling ends, atomically, to the store and to a portable JSON
+file. A calibration interrupted halfway leaves its run marked failed and no profile:
+nothing half-written is ever used.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from perfcast import __version__
@@ -20,13 +23,18 @@ from perfcast.bench.benchmark import Case, load_builtin_suites, targets
 from perfcast.bench.environment import capture_environment
 from perfcast.bench.stats import StopRule
 from perfcast.bench.timer import measure
+from perfcast.calibrate.composite import MIN_NETS, CompositeFit, CompositeRow, fit_composite
 from perfcast.calibrate.profile import CalibrationPoint, Profile, fit_profile
 from perfcast.calibrate.sampler import INITIAL_POINTS, Family, families, next_size
 from perfcast.store import Store
 
 PROFILE_NAME = "cpu"
 POINT_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=0.25)
+NET_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=1.0)
 OVERHEAD_TARGET = "micro:launch-overhead"
+COMPOSITE_TARGET = "calibrate:composite"
+COMPOSITE_SHARE = 0.4  # of the budget, for the whole-network stage
+COMPOSITE_SEED = 0
 
 
 @dataclass
@@ -39,6 +47,7 @@ class CalibrationResult:
     version: int
     points: list[CalibrationPoint] = field(default_factory=list)
     elapsed_s: float = 0.0
+    composite_rows: list[CompositeRow] = field(default_factory=list)
 
 
 Progress = Callable[[str, float], None]  # (what was measured, fraction of budget used)
@@ -73,13 +82,16 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
                              meta={"calibration": {"budget_s": budget_s, "threads": thread_counts,
                                                    "dtypes": list(dtypes)}})
     sampler = _Sampler(store, run_id, budget_s, on_point)
+    micro_budget = budget_s * (1 - COMPOSITE_SHARE)
     try:
         for i, t in enumerate(thread_counts):
-            share = (budget_s - sampler.elapsed) / (len(thread_counts) - i)
+            share = (micro_budget - sampler.elapsed) / (len(thread_counts) - i)
             sampler.sweep(t, list(dtypes), sampler.elapsed + share)
         profile = fit_profile(sampler.points, hardware_key=env.hardware_key(),
                               fingerprint=env.fingerprint(), environment=env.to_dict(),
                               perfcast_version=__version__)
+        rows = sampler.networks(profile, thread_counts, budget_s)
+        profile = replace(profile, composite=fit_networks(rows))
     except BaseException:
         store.finish_run(run_id, "failed")
         raise
@@ -89,7 +101,17 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.save(path)
     store.finish_run(run_id, "complete")
-    return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed)
+    return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed,
+                             rows)
+
+
+def fit_networks(rows: Sequence[CompositeRow]) -> dict[int, CompositeFit]:
+    """One whole-network fit per thread count that has enough measured networks."""
+    by_threads: dict[int, list[CompositeRow]] = defaultdict(list)
+    for row in rows:
+        by_threads[row.threads].append(row)
+    return {t: fit_composite(group) for t, group in sorted(by_threads.items())
+            if len(group) >= MIN_NETS}
 
 
 class _Sampler:
@@ -128,6 +150,50 @@ class _Sampler:
                 progressed = True
             if not progressed:
                 return
+
+    def networks(self, profile: Profile, threads: Sequence[int],
+                 until_s: float) -> list[CompositeRow]:
+        """Predict and measure synthetic networks at every thread count until ``until_s``."""
+        import torch
+
+        from perfcast.calibrate.composite import group_of
+        from perfcast.calibrate.model import apply_profile
+        from perfcast.calibrate.synthetic import synthetic_nets
+        from perfcast.estimate.analyze import estimate_prepared, prepare
+        from perfcast.hardware import load_spec
+
+        local = load_spec("local")
+        rows: list[CompositeRow] = []
+        for net in synthetic_nets(COMPOSITE_SEED):
+            if self.elapsed >= until_s:
+                break
+            model, inputs = net.build()
+            prepared = prepare(model, inputs, dtype="float32", name=net.name)
+            for t in threads:
+                spec, efficiency = apply_profile(local, profile, t)
+                est = estimate_prepared(prepared, spec, efficiency=efficiency)
+                busy: dict[str, float] = defaultdict(float)
+                for k in est.kernels:
+                    category = str(k.kernel.category) if k.kernel.category else None
+                    group = group_of(category, float(k.kernel.flops), float(k.kernel.bytes))
+                    busy[group] += float(k.time_s) - float(k.overhead_s)
+                with torch.inference_mode():
+                    m = measure(model, *inputs, threads=t, rule=NET_RULE, name=net.name)
+                row = CompositeRow(net.name, t, m.median_s, dict(busy), len(est.kernels),
+                                   profile.overhead_s[t])
+                rows.append(row)
+                self.store.add_result(
+                    self.run_id, target=COMPOSITE_TARGET,
+                    params={"net": net.name, "seed": COMPOSITE_SEED, "threads": t}, status="ok",
+                    median_s=m.median_s, ci_low_s=m.ci95_s[0], ci_high_s=m.ci95_s[1], n=m.n,
+                    samples=list(m.samples),
+                    extra={"calibration": True, "category": "composite", "config": net.config,
+                           "busy_s": row.busy_s, "kernels": row.kernels,
+                           "micro_predicted_s": row.micro_predicted_s})
+                if self.on_point is not None:
+                    self.on_point(f"{COMPOSITE_TARGET} {net.name} threads={t}",
+                                  min(self.elapsed / self.budget_s, 1.0))
+        return rows
 
     def _measure_size(self, family: Family, dtype: str, size: int, threads: int,
                       seen: dict[tuple[str, str], list[tuple[int, float]]]) -> None:

@@ -92,7 +92,8 @@ def calibrate(
                "threads": result.profile.threads_available(),
                "overhead_s": {str(k): v for k, v in result.profile.overhead_s.items()},
                "curves": sorted({"/".join(map(str, key)) for key in
-                                 [*result.profile.compute, *result.profile.memory]})}
+                                 [*result.profile.compute, *result.profile.memory]}),
+               "composite": {str(t): f.to_dict() for t, f in result.profile.composite.items()}}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -101,5 +102,13 @@ def calibrate(
               f"{result.elapsed_s:.0f} s (run {result.run_id})")
     out.print("per-kernel overhead: " + ", ".join(
         f"{t} thread(s) {v * 1e6:.1f} µs" for t, v in result.profile.overhead_s.items()))
+    for t, fit in result.profile.composite.items():
+        factors = ", ".join(f"{g} ×{v:.2f}" for g, v in fit.scale.items())
+        out.print(f"whole-network fit, {t} thread(s), {fit.n_nets} networks: {factors}, "
+                  f"overhead {fit.overhead_s * 1e6:.1f} µs/kernel; RMS error on the networks "
+                  f"{fit.micro_rel_rmse:.0%} → {fit.rel_rmse:.0%}")
+    if not result.profile.composite:
+        out.print("[yellow]no whole-network fit: the budget ended before enough synthetic "
+                  "networks were measured (give a larger --budget)[/yellow]")
     out.print(f"{len(summary['curves'])} curves; profile v{result.version} stored and written "
               f"to {escape(str(result.profile_path))}")

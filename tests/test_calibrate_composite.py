@@ -1,0 +1,144 @@
+"""Whole-network calibration: the fit recovers known factors, profiles carry it, the
+estimator applies it, and the synthetic networks share no weight shape with validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from perfcast.calibrate import (
+    CalibrationPoint,
+    Profile,
+    ProfileError,
+    apply_profile,
+    fit_profile,
+)
+from perfcast.calibrate.composite import (
+    GROUPS,
+    MIN_NETS,
+    CompositeFit,
+    CompositeRow,
+    fit_composite,
+    group_of,
+)
+from perfcast.estimate.roofline import estimate_kernel
+from perfcast.hardware.detect import detect_local
+from perfcast.ir import Category
+from perfcast.passes import Kernel
+
+TRUE_SCALE = {"gemm": 1.3, "gemm_low": 2.0, "conv": 1.8, "conv_low": 1.0,
+              "attention": 1.0, "memory": 1.5}
+MICRO_OVERHEAD, TRUE_OVERHEAD = 1e-6, 6e-6
+
+
+def rows(n: int = 30, noise: float = 0.0, seed: int = 1) -> list[CompositeRow]:
+    """Networks whose measured time follows TRUE_SCALE and TRUE_OVERHEAD exactly."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        busy = {g: float(rng.uniform(0, 2e-3)) * (rng.random() < 0.7) for g in GROUPS}
+        kernels = int(rng.integers(5, 200))
+        measured = sum(TRUE_SCALE[g] * b for g, b in busy.items()) + kernels * TRUE_OVERHEAD
+        measured *= 1 + noise * rng.standard_normal()
+        out.append(CompositeRow(f"net{i}", 1, measured, busy, kernels, MICRO_OVERHEAD))
+    return out
+
+
+def test_fit_recovers_known_factors_and_overhead() -> None:
+    fit = fit_composite(rows(), prior_weight=0.0)
+    for g, v in TRUE_SCALE.items():
+        assert fit.scale[g] == pytest.approx(v, rel=1e-6)
+    assert fit.overhead_s == pytest.approx(TRUE_OVERHEAD, rel=1e-6)
+    assert fit.rel_rmse == pytest.approx(0.0, abs=1e-9) and fit.micro_rel_rmse > 0.2
+
+
+def test_fit_with_noise_and_prior_stays_close() -> None:
+    fit = fit_composite(rows(n=60, noise=0.03))
+    for g, v in TRUE_SCALE.items():
+        assert fit.scale[g] == pytest.approx(v, rel=0.2)
+    assert fit.overhead_s == pytest.approx(TRUE_OVERHEAD, rel=0.25)
+    assert fit.rel_rmse < 0.1
+
+
+def test_unexercised_group_keeps_factor_one_and_too_few_nets_refused() -> None:
+    sample = [dataclasses.replace(r, busy_s={**r.busy_s, "attention": 0.0}) for r in rows()]
+    assert fit_composite(sample).scale["attention"] == 1.0
+    with pytest.raises(ValueError, match=f"at least {MIN_NETS} measured networks"):
+        fit_composite(rows(n=MIN_NETS - 1))
+
+
+def test_group_by_category_and_intensity() -> None:
+    assert group_of("gemm", 1e9, 1e6) == "gemm"
+    assert group_of("gemm", 1e6, 1e6) == "gemm_low"  # GEMV-like: 1 FLOP per byte
+    assert group_of("conv", 2e6, 1e6) == "conv_low"
+    assert group_of("attention", 1.0, 1e6) == "attention"
+    assert group_of("elementwise", 1e9, 1e6) == "memory"
+    assert list(group_of("gemm", np.array([1e9, 1e6]), np.array([1e6, 1e6]))) == [
+        "gemm", "gemm_low"]
+
+
+def micro_points() -> list[CalibrationPoint]:
+    """Single-thread points: overheads, a GEMM rate ramp and a flat 20 GB/s stream."""
+    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, s) for s in (1e-6, 1.2e-6)]
+    for flops in np.logspace(5, 11, 13):
+        rate = 100e9 * flops / (flops + 1e7)
+        points.append(CalibrationPoint("gemm", "float32", 1, flops, flops / 50,
+                                       1e-6 + flops / rate))
+    for nbytes in np.logspace(14, 28, 15, base=2):
+        points.append(CalibrationPoint("elementwise", "float32", 1, nbytes / 8, nbytes,
+                                       1e-6 + nbytes / 20e9))
+    return points
+
+
+def profile_with(fit: CompositeFit | None) -> Profile:
+    profile = fit_profile(micro_points(), hardware_key="k", fingerprint="f",
+                          environment={}, perfcast_version="0")
+    return dataclasses.replace(profile, composite={} if fit is None else {1: fit})
+
+
+def test_estimator_applies_group_factor_and_fitted_overhead() -> None:
+    fit = CompositeFit({**{g: 1.0 for g in GROUPS}, "gemm": 2.0}, 7e-6, 10, 0.05, 0.3)
+    local = detect_local()
+    gemm = Kernel("k", (), Category.GEMM, 1e9, 1e6, "float32", "m")
+    add = Kernel("k", (), Category.ELEMENTWISE, 1e5, 1e6, "float32", "m")
+    base_spec, base_eff = apply_profile(local, profile_with(None), 1)
+    spec, eff = apply_profile(local, profile_with(fit), 1)
+    assert spec.launch_overhead_s.value == 7e-6
+    for k, factor in ((gemm, 2.0), (add, 1.0)):
+        before = estimate_kernel(k, base_spec, base_eff)
+        after = estimate_kernel(k, spec, eff)
+        busy_before = before.time_s - before.overhead_s
+        assert after.time_s - after.overhead_s == pytest.approx(factor * busy_before)
+
+
+def test_profile_round_trip_and_bad_composite(tmp_path) -> None:
+    fit = CompositeFit(dict(TRUE_SCALE), 6e-6, 24, 0.08, 0.4)
+    profile = profile_with(fit)
+    path = tmp_path / "p.json"
+    profile.save(path)
+    assert Profile.load(path).composite == {1: fit}
+    bad = profile.to_dict()
+    bad["composite"] = {"1": {**fit.to_dict(), "scale": {"gemm": -1.0}}}
+    with pytest.raises(ProfileError, match=r"composite for 1 threads: .*finite and > 0"):
+        Profile.from_dict(bad)
+    bad["composite"] = {"one": fit.to_dict()}
+    with pytest.raises(ProfileError, match="'one' is not a thread count"):
+        Profile.from_dict(bad)
+
+
+def _matrix_weight_shapes(model) -> set[tuple[int, ...]]:
+    return {tuple(p.shape) for p in model.parameters() if p.dim() >= 2}
+
+
+def test_synthetic_networks_share_no_weight_shape_with_validation_models() -> None:
+    """Calibration and validation shapes are disjoint: no Linear/conv/embedding weight
+    shape of a synthetic network appears in a validation model."""
+    from perfcast.calibrate.synthetic import synthetic_nets
+    from perfcast.validate.zoo import ZOO
+
+    calibration = set().union(*(_matrix_weight_shapes(n.build()[0]) for n in synthetic_nets()))
+    validation = set().union(*(_matrix_weight_shapes(z.build(1)[0]) for z in ZOO.values()))
+    assert calibration and validation
+    assert calibration.isdisjoint(validation), sorted(calibration & validation)
