@@ -35,16 +35,22 @@ def result_record(row: ResultRow) -> dict[str, Any]:
             "verdict": comparison.get("verdict"), "error": row.error}
 
 
+def run_document(store: Store, run_id: str) -> dict[str, Any]:
+    """Run ``run_id`` as ``{"run", "environment", "results"}`` (the JSON report)."""
+    run = store.run(run_id)
+    records = [result_record(r) for r in store.results(run.id)]
+    env = store.environment(run.environment_id).data if run.environment_id else {}
+    return {"run": _run_dict(run), "environment": env, "results": records}
+
+
 def render_run(store: Store, run_id: str, fmt: str = "markdown") -> str:
     """The report of run ``run_id`` in ``fmt`` (markdown, json or csv)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    run = store.run(run_id)
-    records = [result_record(r) for r in store.results(run.id)]
-    env = store.environment(run.environment_id).data if run.environment_id else {}
+    doc = run_document(store, run_id)
     if fmt == "json":
-        return json.dumps({"run": _run_dict(run), "environment": env, "results": records},
-                          indent=2)
+        return json.dumps(doc, indent=2)
+    run, env, records = store.run(run_id), doc["environment"], doc["results"]
     if fmt == "csv":
         return _csv(records)
     return _markdown(run, env, records)

@@ -164,15 +164,7 @@ def detect(json_out: JsonFlag = False) -> None:
         spec, facts, gpu = detect_local(), describe_local(), detect_gpu()
     except HardwareError as exc:
         _fail(exc)
-    gpu_info = None
-    if gpu is not None:
-        matched = gpu.spec.name if gpu.spec else None
-        gpu_info = {
-            "name": gpu.name,
-            "memory_bytes": gpu.memory_bytes,
-            "multiprocessors": gpu.multiprocessors,
-            "catalog_match": matched,
-        }
+    gpu_info = gpu.to_dict() if gpu is not None else None
     if json_out:
         payload = {"facts": facts, "spec": spec.model_dump(mode="json"), "gpu": gpu_info}
         typer.echo(json.dumps(payload, indent=2))

@@ -22,25 +22,9 @@ app.command("sweep")(sweep_command)
 @app.command("models")
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the catalog's models with their architecture facts."""
-    from perfcast.frontends.llm import list_models
-    from perfcast.frontends.llm.graph import kv_cache_bytes
-    from perfcast.frontends.llm.parallel import Parallelism
-    from perfcast.frontends.llm.precision import PRESETS
+    from perfcast.llm import catalog_rows
 
-    rows = []
-    for m in list_models():
-        kv = kv_cache_bytes(m, Parallelism(), PRESETS["bf16"], 1, 1)
-        rows.append({
-            "name": m.name, "display_name": m.display_name, "family": m.family,
-            "params": m.published_params.total if m.published_params else None,
-            "active_params": m.published_params.active if m.published_params else None,
-            "layers": m.num_hidden_layers, "hidden_size": m.hidden_size,
-            "attention": "MLA" if m.mla else
-            f"GQA {m.num_attention_heads}/{m.num_key_value_heads}",
-            "experts": f"{m.moe.experts_per_token}/{m.moe.num_experts}" if m.moe else None,
-            "sliding_window": m.sliding_window, "kv_bytes_per_token_bf16": float(kv),
-            "source": m.source.url or m.source.title,
-        })
+    rows = catalog_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

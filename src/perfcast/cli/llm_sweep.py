@@ -6,7 +6,6 @@ Registered by :mod:`perfcast.cli.llm` as ``app.command("sweep")(sweep_command)``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +19,6 @@ from rich.table import Table
 from perfcast.cli.errors import fail
 
 DEFAULT_CONCURRENCY = ",".join(str(2**i) for i in range(10))  # 1..512
-SCHEMA_VERSION = 1
 _MAX_LAYOUT_REASONS = 6
 
 
@@ -103,10 +101,6 @@ def _print_skips(out: Console, result) -> None:
                       f"({s.configurations:,} configurations): {escape(s.reason)}")
 
 
-def _records(frame) -> list[dict]:
-    return json.loads(frame.to_json(orient="records"))
-
-
 def sweep_command(
     model: Annotated[str, typer.Option("--model", "-m",
                                        help="Catalog name/alias or path to a config.json.")],
@@ -170,19 +164,7 @@ def sweep_command(
     if plot is not None:
         written.append(str(plot_pareto(result, plot)))
     if as_json:
-        payload = {
-            "schema_version": SCHEMA_VERSION,
-            "model": result.model,
-            "evaluated": result.evaluated,
-            "skipped": result.skipped_count,
-            "infeasible": result.infeasible,
-            "elapsed_s": result.elapsed_s,
-            "skipped_detail": [asdict(s) for s in result.skipped],
-            "rows_kind": "all" if show_all else "pareto",
-            "rows": _records(result.frame if show_all else front),
-            "files": written,
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps({**result.to_dict(show_all), "files": written}, indent=2))
         return
     out = Console(highlight=False)
     pairs = ", ".join(f"{i}/{o}" for i, o in result.workloads)

@@ -38,6 +38,11 @@ def prepare(model: Any, example_inputs: Any, *, dtype: str | None = None,
             name: str | None = None, progress: Progress | None = None) -> Prepared:
     """Capture ``model`` once; the result can be estimated on many devices."""
     cap = capture(model, example_inputs, dtype=dtype, name=name, progress=progress)
+    return prepare_graph(cap, dtype=dtype)
+
+
+def prepare_graph(cap: Capture, *, dtype: str | None = None) -> Prepared:
+    """A graph captured by any frontend (torch.export, ONNX), ready to estimate."""
     return Prepared(cap.graph.name, dtype or _dominant_dtype(cap.graph), cap,
                     eliminate_dead_code(cap.graph))
 

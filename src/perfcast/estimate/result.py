@@ -88,12 +88,18 @@ class Estimate:
                     "op": k.kernel.op,
                     "category": str(k.kernel.category) if k.kernel.category else "unsupported",
                     "module": k.kernel.module,
+                    "layer": layer_of(k.kernel.module),
                     "flops": k.kernel.flops,
                     "bytes": k.kernel.bytes,
                     "time_s": k.time_s,
                     "bound": k.bound,
+                    "intensity": Cost(k.kernel.flops, k.kernel.bytes).intensity,
+                    "achieved_flops_per_s": k.kernel.flops / k.time_s,
+                    "peak_flops": k.peak_flops,
+                    "bandwidth_bytes_per_s": k.bandwidth,
+                    "energy_j": e,
                 }
-                for k in self.kernels
+                for k, e in zip(self.kernels, self.energy_j, strict=True)
             ],
             "layers": self.layers(),
             "unsupported_ops": dict(self.unsupported_ops),

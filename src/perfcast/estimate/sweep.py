@@ -48,6 +48,7 @@ COLUMNS = (
     "cost_per_million_tokens_usd",
 )
 DEFAULT_GROUPS = ("hardware", "precision")
+SWEEP_SCHEMA_VERSION = 1  # of SweepResult.to_dict (perfcast llm sweep --json)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,25 @@ class SweepResult:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def to_dict(self, show_all: bool = False) -> dict:
+        """The ``perfcast llm sweep --json`` object: counts, skips and the Pareto rows
+        (every row with ``show_all``); the CLI adds the ``files`` it wrote."""
+        import json
+        from dataclasses import asdict
+
+        frame = self.frame if show_all else self.pareto()
+        return {
+            "schema_version": SWEEP_SCHEMA_VERSION,
+            "model": self.model,
+            "evaluated": self.evaluated,
+            "skipped": self.skipped_count,
+            "infeasible": self.infeasible,
+            "elapsed_s": self.elapsed_s,
+            "skipped_detail": [asdict(s) for s in self.skipped],
+            "rows_kind": "all" if show_all else "pareto",
+            "rows": json.loads(frame.to_json(orient="records")),
+        }
 
     def pareto(self, x: str = "interactivity", y: str = "throughput_per_gpu",
                by: Sequence[str] | None = DEFAULT_GROUPS) -> pd.DataFrame:

@@ -202,6 +202,12 @@ class DetectedGpu:
     multiprocessors: int
     spec: HardwareSpec | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Name, memory, SM count and the matching catalog name (or None), as JSON."""
+        return {"name": self.name, "memory_bytes": self.memory_bytes,
+                "multiprocessors": self.multiprocessors,
+                "catalog_match": self.spec.name if self.spec else None}
+
 
 def detect_gpu() -> DetectedGpu | None:
     """GPU 0 as seen by torch (CUDA or ROCm), or None when torch or a GPU is missing."""

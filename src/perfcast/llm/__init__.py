@@ -16,7 +16,29 @@ from perfcast.frontends.llm.parallel import Parallelism, check
 from perfcast.frontends.llm.precision import Precision, parse_precision
 from perfcast.hardware import HardwareSpec, load_spec
 
-__all__ = ["ServingEstimate", "estimate", "list_models", "load_model"]
+__all__ = ["ServingEstimate", "catalog_rows", "estimate", "list_models", "load_model"]
+
+
+def catalog_rows() -> list[dict]:
+    """One JSON row per catalog model: size, layers, attention, experts, KV bytes/token."""
+    from perfcast.frontends.llm.graph import kv_cache_bytes
+    from perfcast.frontends.llm.precision import PRESETS
+
+    rows = []
+    for m in list_models():
+        kv = kv_cache_bytes(m, Parallelism(), PRESETS["bf16"], 1, 1)
+        rows.append({
+            "name": m.name, "display_name": m.display_name, "family": m.family,
+            "params": m.published_params.total if m.published_params else None,
+            "active_params": m.published_params.active if m.published_params else None,
+            "layers": m.num_hidden_layers, "hidden_size": m.hidden_size,
+            "attention": "MLA" if m.mla else
+            f"GQA {m.num_attention_heads}/{m.num_key_value_heads}",
+            "experts": f"{m.moe.experts_per_token}/{m.moe.num_experts}" if m.moe else None,
+            "sliding_window": m.sliding_window, "kv_bytes_per_token_bf16": float(kv),
+            "source": m.source.url or m.source.title,
+        })
+    return rows
 
 
 def _positive(name: str, value: int) -> int:

@@ -154,7 +154,8 @@ def _record(store: Store, validation: ModelValidation) -> None:
                              measured_s=r.measured_s, confidence=r.confidence,
                              estimator_version=__version__,
                              data={"theoretical_s": r.theoretical_s,
-                                   "profile": validation.profile_version})
+                                   "profile": validation.profile_version,
+                                   "predicted_by_category_s": r.by_category_s})
 
 
 def write_report(validation: ModelValidation, directory: Path) -> Path:
