@@ -30,15 +30,19 @@ class Capture:
     param_bytes: float
     buffer_bytes: float
     skipped: dict[str, int] = field(default_factory=dict)  # no-work ops dropped, by kind
+    # values of the graph's constant tensors by IR name; filled only with keep_weights=True
+    weights: dict[str, Any] = field(default_factory=dict)
 
 
 def capture(model: Any, example_inputs: Sequence[Any] | Mapping[str, Any], *,
             dtype: str | None = None, name: str | None = None,
-            progress: Progress | None = None) -> Capture:
+            progress: Progress | None = None, keep_weights: bool = False) -> Capture:
     """Export ``model`` with ``example_inputs`` and convert it to an IR graph.
 
     ``dtype`` converts floating-point weights and inputs first (free on the meta
-    device). Raises :class:`CaptureError` with a short reason if export fails.
+    device). ``keep_weights`` fills :attr:`Capture.weights` with the NumPy value of
+    every constant tensor (parameters, buffers, lifted constants), which needs real
+    (not meta) weights. Raises :class:`CaptureError` with a short reason if export fails.
     """
     import torch
 
@@ -59,7 +63,7 @@ def capture(model: Any, example_inputs: Sequence[Any] | Mapping[str, Any], *,
         raise CaptureError(f"torch.export failed for {type(model).__name__}: "
                            f"{summarize_exception(exc)}") from exc
     say("converting to perfcast IR")
-    return _Converter(program, name or type(model).__name__).run()
+    return _Converter(program, name or type(model).__name__, keep_weights).run()
 
 
 def _split_inputs(example_inputs) -> tuple[tuple, dict]:
@@ -85,8 +89,10 @@ def _cast_floating(value, tdtype):
 
 
 class _Converter:
-    def __init__(self, program, name: str) -> None:
+    def __init__(self, program, name: str, keep_weights: bool = False) -> None:
         self.program = program
+        self.keep_weights = keep_weights
+        self.weights: dict[str, Any] = {}
         self.graph = Graph(name=name)
         self.env: dict[str, list[str] | str | None] = {}  # fx node name -> IR tensor name(s)
         self.skipped: dict[str, int] = {}
@@ -120,6 +126,8 @@ class _Converter:
             self.env[node.name] = t.name
             if obj is not None:
                 tied[id(obj)] = t.name
+            if self.keep_weights:
+                self.weights[t.name] = _numpy_value(obj, t.name)
             if spec.kind.name == "PARAMETER":
                 params += val.numel()
                 param_bytes += t.nbytes
@@ -129,7 +137,8 @@ class _Converter:
         out_node = next(n for n in self.program.graph.nodes if n.op == "output")
         self.graph.outputs = [o for o in _flat_names(self._lookup(out_node.args[0])) if o]
         self.graph.validate()
-        return Capture(self.graph, params, float(param_bytes), float(buffer_bytes), self.skipped)
+        return Capture(self.graph, params, float(param_bytes), float(buffer_bytes), self.skipped,
+                       self.weights)
 
     # -- nodes ----------------------------------------------------------------------
     def _convert_nodes(self, fx_graph, owner, prefix: str) -> None:
@@ -265,6 +274,22 @@ def _plain(value):
     if isinstance(value, int | float | bool | str) or value is None:
         return value
     return str(value)
+
+
+def _numpy_value(obj, name: str):
+    """A constant's value as a NumPy array (a copy, detached from autograd)."""
+    import torch
+
+    if not isinstance(obj, torch.Tensor):
+        raise CaptureError(f"keep_weights: constant {name!r} has no tensor value in the "
+                           "exported program")
+    if obj.is_meta:
+        raise CaptureError(f"keep_weights: constant {name!r} is on the meta device; "
+                           "materialize the model's weights to capture their values")
+    if obj.dtype == torch.bfloat16:
+        raise CaptureError(f"keep_weights: constant {name!r} is bfloat16, which NumPy cannot "
+                           "hold; capture with dtype='float32'")
+    return obj.detach().cpu().contiguous().numpy().copy()
 
 
 def _tensor(name: str, val, const: bool = False) -> Tensor:

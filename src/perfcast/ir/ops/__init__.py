@@ -6,6 +6,7 @@ from perfcast.ir.ops import (  # noqa: F401
     conv,
     elementwise,
     embedding,
+    fused,
     gemm,
     llm,
     movement,
