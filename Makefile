@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench slow clean
+.PHONY: demo test lint bench slow clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 
-test: lint
+# Debian's chromium drives the dashboard's browser tests (they skip, saying so, without it)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian chromium for the browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq chromium >/dev/null; } || \
+		echo "WARNING: could not install chromium: the browser tests will be skipped"; }
+
+test: lint chromium
 	$(PY) -m pytest -q
 
 slow: $(STAMP)

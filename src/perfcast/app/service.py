@@ -328,9 +328,11 @@ def llm_sweep(model: str, hardware: Sequence[str] = ("h100-sxm", "h200", "b200")
             parts.append(sweep(hardware=[spec], **plan))
         except ValueError as exc:
             raise BadInput("request", str(exc)) from None
-    result = SweepResult(plan["model"].name,
-                         pd.concat([p.frame for p in parts], ignore_index=True),
-                         _merge_skips(parts), sum(p.elapsed_s for p in parts))
+    frames = [p.frame for p in parts if len(p.frame)]  # an empty frame would make
+    frame = (pd.concat(frames, ignore_index=True) if frames  # bool columns float
+             else parts[0].frame)
+    result = SweepResult(plan["model"].name, frame, _merge_skips(parts),
+                         sum(p.elapsed_s for p in parts))
     if result.evaluated == 0:
         reasons = sorted({s.reason for s in result.skipped})
         raise BadInput("request", "nothing to evaluate: every configuration was skipped: "

@@ -22,6 +22,7 @@ from perfcast.calibrate.profile import Profile
 from perfcast.hardware.detect import scale_to_threads
 from perfcast.store import Store
 
+WITHIN = 0.10  # an APE at most this counts as "within ±10%" (float rounding tolerated)
 MODEL_RULE = StopRule(target_rel_ci=0.02, min_samples=5, budget_s=3.0)
 
 
@@ -59,7 +60,7 @@ def error_summary(apes: Sequence[float]) -> dict[str, float | None]:
     if not apes:
         return {"mape": None, "median_ape": None, "within_10pct": None}
     return {"mape": statistics.fmean(apes), "median_ape": statistics.median(apes),
-            "within_10pct": sum(a <= 0.10 for a in apes) / len(apes)}
+            "within_10pct": sum(a <= WITHIN + 1e-12 for a in apes) / len(apes)}
 
 
 @dataclass
