@@ -16,4 +16,14 @@ def analyze(model: Any, example_inputs: Any, *, hardware: str | Any = "h100-sxm"
                          name=name)
 
 
-__all__ = ["__version__", "analyze"]
+def __getattr__(name: str) -> Any:
+    """``perfcast.optimize(model, example_inputs)``: the subpackage, imported on first use,
+    is callable (see :mod:`perfcast.optimize`)."""
+    if name == "optimize":
+        import importlib
+
+        return importlib.import_module("perfcast.optimize")
+    raise AttributeError(f"module 'perfcast' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "analyze", "optimize"]

@@ -1,0 +1,615 @@
+"""ctypes bindings of the C kernels: one call description per runtime step kind.
+
+:func:`step_call` turns a :class:`~perfcast.runtime.program.Step` and its buffers into a
+:class:`Call` (the C function and its typed arguments). The per-step backend
+(``backend_c``) resolves those arguments to pointers and calls through ctypes; the code
+generator (``codegen``) prints the very same arguments as C literals, so both paths run
+identical kernels with identical arguments.
+
+The NumPy-level functions at the bottom (``gemm``, ``binary``, ``attention``, ...) build the
+attrs the lowering would, wrap the arrays as buffers and go through the same path; tests
+and benchmarks use them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from perfcast.runtime import cbuild
+from perfcast.runtime.program import Buf, Step, contiguous_strides
+
+HEADER = cbuild.CSRC / "perfcast_kernels.h"
+
+
+def _parse_enums() -> dict[str, dict[str, int]]:
+    """``enum pc_x { PC_..._NAME = v, ... }`` blocks of the header, by enum name."""
+    text = HEADER.read_text()
+    out: dict[str, dict[str, int]] = {}
+    for m in re.finditer(r"enum\s+(\w+)\s*\{(.*?)\};", text, re.S):
+        values = {}
+        for name, val in re.findall(r"(\w+)\s*=\s*(-?\d+)", m.group(2)):
+            values[name] = int(val)
+        out[m.group(1)] = values
+    return out
+
+
+_ENUMS = _parse_enums()
+
+
+def _table(enum: str, prefix: str) -> dict[str, int]:
+    return {k[len(prefix):].lower(): v for k, v in _ENUMS[enum].items()}
+
+
+DTYPE = {"float32": _ENUMS["pc_dtype"]["PC_F32"], "int64": _ENUMS["pc_dtype"]["PC_I64"],
+         "bool": _ENUMS["pc_dtype"]["PC_BOOL"]}
+ACT = _table("pc_act", "PC_ACT_")
+C_MODE = _table("pc_cmode", "PC_C_")
+BINARY_OPS = _table("pc_binary_op", "PC_BIN_")
+SCALAR_OPS = _table("pc_scalar_op", "PC_SC_")
+UNARY_OPS = _table("pc_unary_op", "PC_UN_")
+REDUCE_OPS = _table("pc_reduce_op", "PC_RED_")
+MASK_KIND = _table("pc_mask_kind", "PC_MASK_")
+ERRORS = {v: k for k, v in _ENUMS["pc_error"].items()}
+NP_DTYPE = {"float32": np.dtype(np.float32), "int64": np.dtype(np.int64),
+            "bool": np.dtype(np.bool_)}
+DTYPE_NAME = {v: k for k, v in NP_DTYPE.items()}
+
+# Argument codes: p pointer, i C int, q int64, d double, a int64 array (or NULL).
+SIGNATURES: dict[str, str] = {
+    "pc_gemm": "ppppqqqqiddiqqi",
+    "pc_gemm_packed": "ppppqqqqddiqi",
+    "pc_gemm_pack_b": "ppqqi",
+    "pc_binary": "iiiiapapap",
+    "pc_scalar": "iipdpq",
+    "pc_unary": "iippq",
+    "pc_swiglu": "pppq",
+    "pc_where": "iiapapapap",
+    "pc_copy": "iiapapa",
+    "pc_cast": "iippq",
+    "pc_softmax": "ppqq",
+    "pc_layer_norm": "ppppqqd",
+    "pc_rms_norm": "pppqqd",
+    "pc_reduce": "ippqqq",
+    "pc_embedding": "pppqqq",
+    "pc_rope": "ppppqqq",
+    "pc_attention": "pppppqqqqqqdiiaaaaa",
+}
+_CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int, "q": ctypes.c_int64, "d": ctypes.c_double,
+           "a": ctypes.POINTER(ctypes.c_int64)}
+
+
+class KernelError(RuntimeError):
+    """A kernel rejected its arguments (or ran out of memory)."""
+
+
+@dataclass(frozen=True)
+class Ptr:
+    """Element 0 of buffer ``buf``, moved by ``elems`` elements."""
+
+    buf: str
+    elems: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kernel call: C function name and arguments matching SIGNATURES[func]."""
+
+    func: str
+    args: tuple[Any, ...]  # Ptr | None (p), int (i, q), float (d), tuple[int, ...] | None (a)
+
+
+# ------------------------------------------------------------------ library
+
+
+_lib_funcs: dict[str, Any] = {}
+
+
+def lib() -> ctypes.CDLL:
+    """The kernel library with argtypes set (built on first use)."""
+    handle = cbuild.kernel_library()
+    if not _lib_funcs or _lib_funcs.get("__handle__") is not handle:
+        _lib_funcs.clear()
+        for name, sig in SIGNATURES.items():
+            fn = getattr(handle, name)
+            fn.argtypes = [_CTYPES[c] for c in sig]
+            fn.restype = ctypes.c_int
+            _lib_funcs[name] = fn
+        handle.pc_set_num_threads.argtypes = [ctypes.c_int]
+        handle.pc_set_num_threads.restype = None
+        handle.pc_get_num_threads.restype = ctypes.c_int
+        handle.pc_build_info.restype = ctypes.c_char_p
+        handle.pc_gemm_packed_size.argtypes = [ctypes.c_int64, ctypes.c_int64]
+        handle.pc_gemm_packed_size.restype = ctypes.c_int64
+        handle.pc_set_num_threads(1)  # a defined start: one thread for kernels and BLAS
+        _lib_funcs["__handle__"] = handle
+    return handle
+
+
+def func(name: str) -> Any:
+    lib()
+    return _lib_funcs[name]
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the kernels (OpenMP) and the BLAS together."""
+    lib().pc_set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return int(lib().pc_get_num_threads())
+
+
+def build_info() -> str:
+    """Compile-time facts of the loaded library plus the flag set used."""
+    b = cbuild.kernel_build()
+    return f"{lib().pc_build_info().decode()} flags={b.flag_set} path={b.path}"
+
+
+def check(rc: int, what: str) -> None:
+    if rc != 0:
+        raise KernelError(f"{what} failed: {ERRORS.get(rc, rc)}")
+
+
+# ------------------------------------------------------------------ step -> call
+
+
+def _int_tuple(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(int(d) for d in shape)
+
+
+def _rows_ok(buf: Buf, cols: int) -> bool:
+    """Last dimension contiguous and rows packed (what the row kernels assume)."""
+    return buf.contiguous or (buf.strides[-1] == 1 and (len(buf.shape) < 2 or
+                                                        buf.strides[-2] == cols))
+
+
+def _need_contiguous(step: Step, buf: Buf) -> None:
+    if not buf.contiguous:
+        raise ValueError(f"{step.kind}: input {buf.name} must be contiguous, has strides "
+                         f"{buf.strides} for shape {buf.shape}")
+
+
+def step_call(step: Step, bufs: Mapping[str, Buf],
+              packed: Mapping[str, str] | None = None) -> Call:
+    """The kernel call that executes ``step`` (arguments still symbolic: see Call).
+
+    ``packed`` maps a gemm step's output name to the buffer holding its b pre-packed
+    (see :func:`plan_prepack`); such a step calls ``pc_gemm_packed``.
+    """
+    a = step.attrs
+    ins = [bufs[n] for n in step.inputs]
+    out = bufs[step.outputs[0]]
+    o = Ptr(out.name)
+    kind = step.kind
+    if kind == "gemm":
+        c_mode = str(a.get("c_mode", "none"))
+        c = Ptr(ins[2].name) if len(ins) > 2 and c_mode != "none" else None
+        k = int(a["k"])
+        for buf in ins[:1] + (ins[2:3] if c_mode == "full" else []):
+            if not _rows_ok(buf, buf.shape[-1] if buf.shape else 1):
+                raise ValueError(f"gemm: {buf.name} needs packed rows, strides {buf.strides}")
+        if packed and out.name in packed:
+            return Call("pc_gemm_packed", (Ptr(ins[0].name), Ptr(packed[out.name]), c, o,
+                                           int(a["batch"]), int(a["m"]), int(a["n"]), k,
+                                           float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
+                                           ACT[str(a.get("act", "none"))],
+                                           int(a.get("a_batch_stride", 0)), C_MODE[c_mode]))
+        return Call("pc_gemm", (Ptr(ins[0].name), Ptr(ins[1].name), c, o, int(a["batch"]),
+                                int(a["m"]), int(a["n"]), k, int(bool(a["trans_b"])),
+                                float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
+                                ACT[str(a.get("act", "none"))], int(a.get("a_batch_stride", 0)),
+                                int(a.get("b_batch_stride", 0)), C_MODE[c_mode]))
+    if kind == "binary":
+        x, y = ins
+        dt_in = x.dtype
+        if x.dtype != y.dtype:
+            raise ValueError(f"binary {a['op']}: mixed dtypes {x.dtype}/{y.dtype}")
+        return Call("pc_binary", (BINARY_OPS[str(a["op"])], DTYPE[dt_in], DTYPE[out.dtype],
+                                  int(a["rank"]), _int_tuple(a["shape"]), Ptr(x.name),
+                                  _int_tuple(a["a_strides"]), Ptr(y.name),
+                                  _int_tuple(a["b_strides"]), o))
+    if kind == "scalar":
+        _need_contiguous(step, ins[0])
+        return Call("pc_scalar", (SCALAR_OPS[str(a["op"])], DTYPE[ins[0].dtype], Ptr(ins[0].name),
+                                  float(a["value"]), o, out.numel))
+    if kind == "unary":
+        _need_contiguous(step, ins[0])
+        return Call("pc_unary", (UNARY_OPS[str(a["op"])], DTYPE[ins[0].dtype], Ptr(ins[0].name),
+                                 o, out.numel))
+    if kind == "swiglu":
+        for buf in ins:
+            _need_contiguous(step, buf)
+        return Call("pc_swiglu", (Ptr(ins[0].name), Ptr(ins[1].name), o, int(a["n"])))
+    if kind == "where":
+        cond, x, y = ins
+        strides = a.get("strides")
+        cs, xs, ys = (strides if strides is not None else
+                      (a["cond_strides"], a["a_strides"], a["b_strides"]))
+        return Call("pc_where", (NP_DTYPE[out.dtype].itemsize, int(a["rank"]),
+                                 _int_tuple(a["shape"]), Ptr(cond.name), _int_tuple(cs),
+                                 Ptr(x.name), _int_tuple(xs), Ptr(y.name), _int_tuple(ys), o))
+    if kind == "copy":
+        x = ins[0]
+        out_strides = a.get("out_strides")
+        return Call("pc_copy", (NP_DTYPE[x.dtype].itemsize, int(a["rank"]),
+                                _int_tuple(a["shape"]), Ptr(x.name), _int_tuple(a["strides"]),
+                                Ptr(out.name, int(a.get("out_offset_elems", 0))),
+                                None if out_strides is None else _int_tuple(out_strides)))
+    if kind == "cast":
+        _need_contiguous(step, ins[0])
+        return Call("pc_cast", (DTYPE[ins[0].dtype], DTYPE[str(a["to"])], Ptr(ins[0].name), o,
+                                out.numel))
+    if kind == "softmax":
+        _need_contiguous(step, ins[0])
+        return Call("pc_softmax", (Ptr(ins[0].name), o, int(a["rows"]), int(a["cols"])))
+    if kind == "layer_norm":
+        _need_contiguous(step, ins[0])
+        w = Ptr(ins[1].name) if len(ins) > 1 else None
+        b = Ptr(ins[2].name) if len(ins) > 2 else None
+        return Call("pc_layer_norm", (Ptr(ins[0].name), w, b, o, int(a["rows"]),
+                                      int(a["cols"]), float(a["eps"])))
+    if kind == "rms_norm":
+        _need_contiguous(step, ins[0])
+        w = Ptr(ins[1].name) if len(ins) > 1 else None
+        return Call("pc_rms_norm", (Ptr(ins[0].name), w, o, int(a["rows"]), int(a["cols"]),
+                                    float(a["eps"])))
+    if kind == "reduce":
+        _need_contiguous(step, ins[0])
+        return Call("pc_reduce", (REDUCE_OPS[str(a["op"])], Ptr(ins[0].name), o, int(a["outer"]),
+                                  int(a["inner_len"]), int(a["inner"])))
+    if kind == "embedding":
+        table, idx = ins
+        _need_contiguous(step, table)
+        _need_contiguous(step, idx)
+        return Call("pc_embedding", (Ptr(table.name), Ptr(idx.name), o, int(a["n"]),
+                                     int(a["dim"]), int(table.shape[0])))
+    if kind == "attention":
+        q, k, v = ins[:3]
+        mask_kind = str(a.get("mask_kind", "none"))
+        mask = Ptr(ins[3].name) if len(ins) > 3 and mask_kind != "none" else None
+        ms = _int_tuple(a["mask_strides"]) if mask is not None else None
+        return Call("pc_attention", (Ptr(q.name), Ptr(k.name), Ptr(v.name), mask, o,
+                                     int(a["b"]), int(a["hq"]), int(a["hkv"]), int(a["s"]),
+                                     int(a["t"]), int(a["d"]), float(a["scale"]),
+                                     int(bool(a["causal"])), MASK_KIND[mask_kind], ms,
+                                     _strides4(q, a.get("q_strides")),
+                                     _strides4(k, a.get("k_strides")),
+                                     _strides4(v, a.get("v_strides")),
+                                     _strides4(out, a.get("out_strides"))))
+    if kind == "rope":
+        x, cos, sin = ins
+        for buf in ins:
+            _need_contiguous(step, buf)
+        return Call("pc_rope", (Ptr(x.name), Ptr(cos.name), Ptr(sin.name), o, int(a["rows"]),
+                                int(a["d"]), int(a["cs_rows"])))
+    raise ValueError(f"no C kernel for step kind {kind!r}")
+
+
+def _strides4(buf: Buf, given: Sequence[int] | None) -> tuple[int, ...] | None:
+    """4-d element strides of an attention operand: the attrs' if given, else the buffer's
+    (None when contiguous, the kernel's default)."""
+    if given is not None:
+        return _int_tuple(given)
+    if buf.contiguous or len(buf.shape) != 4:
+        return None
+    return _int_tuple(buf.strides)
+
+
+# ------------------------------------------------------------------ pre-packed weights
+
+PACK_MAX_ROWS = 8192  # beyond this many rows of a, the BLAS's own blocking wins
+
+
+@dataclass(frozen=True)
+class Prepack:
+    """One constant b packed for ``pc_gemm_packed``: ``name`` is the packed buffer."""
+
+    name: str
+    source: str          # the const Buf read
+    n: int
+    k: int
+    trans_b: bool
+    steps: tuple[str, ...]  # output names of the gemm steps that use it
+
+
+def plan_prepack(steps: Sequence[Step], bufs: Mapping[str, Buf]) -> list[Prepack]:
+    """Gemm steps whose b is a constant shared by all batch rows get a packed copy of it
+    (one per constant, layout and size, whatever the number of steps using it)."""
+    found: dict[tuple[Any, ...], Prepack] = {}
+    for step in steps:
+        if step.kind != "gemm" or len(step.inputs) < 2:
+            continue
+        a = step.attrs
+        b = bufs[step.inputs[1]]
+        n, k, tb = int(a["n"]), int(a["k"]), bool(a["trans_b"])
+        if (b.storage != "const" or int(a.get("b_batch_stride", 0)) != 0 or b.dtype != "float32"
+                or int(a["batch"]) * int(a["m"]) > PACK_MAX_ROWS or n == 0 or k == 0):
+            continue
+        key = (b.index, b.strides, n, k, tb)
+        prev = found.get(key)
+        users = (*prev.steps, step.outputs[0]) if prev else (step.outputs[0],)
+        name = prev.name if prev else f"{b.name}~packed{len(found)}"
+        found[key] = Prepack(name, b.name, n, k, tb, users)
+    return list(found.values())
+
+
+def pack_b(b: np.ndarray, n: int, k: int, trans_b: bool) -> np.ndarray:
+    """``b`` ([k, n], or [n, k] if trans_b; C-contiguous) packed for pc_gemm_packed."""
+    h = lib()
+    size = int(h.pc_gemm_packed_size(n, k))
+    raw = np.empty(size + 16, np.float32)
+    shift = (-raw.ctypes.data % 64) // 4
+    packed = raw[shift:shift + size]
+    src = np.ascontiguousarray(b, dtype=np.float32)
+    if src.size != n * k:
+        raise ValueError(f"pack_b: {src.shape} is not {n}x{k}")
+    check(func("pc_gemm_pack_b")(src.ctypes.data, packed.ctypes.data, n, k, int(trans_b)),
+          "pc_gemm_pack_b")
+    return packed
+
+
+# ------------------------------------------------------------------ calling with pointers
+
+
+def _carg(code: str, value: Any, resolve: Any, keep: list[Any]) -> Any:
+    if code == "p":
+        return None if value is None else resolve(value)
+    if code == "a":
+        if value is None:
+            return None
+        arr = (ctypes.c_int64 * max(len(value), 1))(*value)
+        keep.append(arr)
+        return ctypes.cast(arr, ctypes.POINTER(ctypes.c_int64))
+    if code == "d":
+        return float(value)
+    return int(value)
+
+
+def bind(call: Call, resolve: Any) -> tuple[Any, tuple[Any, ...], list[Any]]:
+    """(ctypes function, converted args, objects to keep alive); resolve(Ptr) -> address."""
+    sig = SIGNATURES[call.func]
+    if len(sig) != len(call.args):
+        raise ValueError(f"{call.func}: {len(call.args)} args for signature {sig}")
+    keep: list[Any] = []
+    args = tuple(_carg(c, v, resolve, keep) for c, v in zip(sig, call.args, strict=True))
+    return func(call.func), args, keep
+
+
+# ------------------------------------------------------------------ NumPy-level API
+
+
+def _buf(name: str, arr: np.ndarray) -> Buf:
+    item = arr.dtype.itemsize
+    strides = tuple(s // item for s in arr.strides)
+    return Buf(name, tuple(arr.shape), DTYPE_NAME[arr.dtype], "input", 0, 0, strides)
+
+
+def prepare_step(kind: str, attrs: Mapping[str, Any], inputs: Sequence[np.ndarray | None],
+                 out_shape: Sequence[int], out_dtype: str = "float32",
+                 out: np.ndarray | None = None, packed: bool = False) -> tuple[Any, np.ndarray]:
+    """A no-argument callable running one step on these arrays, and its output array.
+
+    The arrays are bound by address: keep them alive and unchanged in shape while calling.
+    ``packed``: a gemm whose second input is already :func:`pack_b`'s output.
+    """
+    arrays = {f"in{i}": x for i, x in enumerate(inputs) if x is not None}
+    for name, x in arrays.items():
+        if x.dtype not in DTYPE_NAME:
+            raise TypeError(f"{name}: dtype {x.dtype} is not float32/int64/bool")
+    if out is None:
+        out = np.empty(tuple(int(d) for d in out_shape), dtype=NP_DTYPE[out_dtype])
+    bufs = {n: _buf(n, x) for n, x in arrays.items()}
+    bufs["out"] = Buf("out", out.shape, out_dtype, "arena", 0, -1, contiguous_strides(out.shape))
+    step = Step(kind, tuple(arrays), ("out",), dict(attrs))
+    call = step_call(step, bufs, {"out": "in1"} if packed else None)
+    addr = {n: x.ctypes.data for n, x in arrays.items()}
+    addr["out"] = out.ctypes.data
+
+    def resolve(p: Ptr) -> int:
+        return addr[p.buf] + p.elems * NP_DTYPE[bufs[p.buf].dtype].itemsize
+
+    fn, args, keep = bind(call, resolve)
+    what = f"{kind} ({call.func})"
+
+    def run() -> None:
+        rc = fn(*args)
+        if rc != 0:
+            check(rc, what)
+
+    run.keep = (keep, arrays, out)  # type: ignore[attr-defined]
+    return run, out
+
+
+def run_step(kind: str, attrs: Mapping[str, Any], inputs: Sequence[np.ndarray | None],
+             out_shape: Sequence[int], out_dtype: str = "float32") -> np.ndarray:
+    """Execute one step on NumPy arrays (None inputs are skipped) and return its output."""
+    run, out = prepare_step(kind, attrs, inputs, out_shape, out_dtype)
+    run()
+    return out
+
+
+def _f32(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, trans_b: bool = False,
+         alpha: float = 1.0, beta: float = 1.0, act: str = "none",
+         prepacked: bool = False) -> np.ndarray:
+    """act(alpha * a @ op(b) + beta * c); b shared [K, N] or batched like a; c a row bias
+    [N] or the full output shape. ``prepacked`` packs a shared b first and runs the
+    packed-weights kernel (what the backend does for constant weights)."""
+    a = np.ascontiguousarray(_f32(a))
+    b = np.ascontiguousarray(_f32(b))
+    *lead, m, k = a.shape
+    n = b.shape[-2] if trans_b else b.shape[-1]
+    batch = _numel(lead)
+    shared = b.ndim == 2
+    attrs = {"batch": batch, "m": m, "n": n, "k": k, "trans_b": trans_b, "alpha": alpha,
+             "beta": beta, "act": act, "a_batch_stride": m * k,
+             "b_batch_stride": 0 if shared else b.shape[-1] * b.shape[-2], "c_mode": "none"}
+    if c is not None:
+        c = _f32(c)
+        if c.ndim == 1 or (c.ndim >= 1 and _numel(c.shape[:-1]) == 1 and c.shape[-1] == n
+                           and c.size == n):
+            c = np.ascontiguousarray(c.reshape(n))
+            attrs["c_mode"] = "row"
+        else:
+            c = np.ascontiguousarray(np.broadcast_to(c, (*lead, m, n)))
+            attrs["c_mode"] = "full"
+    if prepacked and shared:
+        run, out = prepare_step("gemm", attrs, [a, pack_b(b, n, k, trans_b), c], (*lead, m, n),
+                                packed=True)
+        run()
+        return out
+    return run_step("gemm", attrs, [a, b, c], (*lead, m, n))
+
+
+def broadcast_strides(x: np.ndarray, shape: Sequence[int]) -> tuple[int, ...]:
+    """Element strides of x viewed as ``shape`` (0 on broadcast dimensions)."""
+    item = x.dtype.itemsize
+    st = [s // item for s in x.strides]
+    pad = len(shape) - x.ndim
+    out = []
+    for i, d in enumerate(shape):
+        j = i - pad
+        if j < 0 or (x.shape[j] == 1 and d != 1):
+            out.append(0)
+        else:
+            out.append(st[j])
+    return tuple(out)
+
+
+_CMP = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+def binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a), np.asarray(b)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if op in _CMP or (op in ("and", "or") and a.dtype != np.int64):
+        out_dtype = "bool"
+    elif op == "div" and a.dtype == np.int64:
+        out_dtype = "float32"
+    else:
+        out_dtype = DTYPE_NAME[a.dtype]
+    attrs = {"op": op, "rank": len(shape), "shape": shape,
+             "a_strides": broadcast_strides(a, shape), "b_strides": broadcast_strides(b, shape)}
+    return run_step("binary", attrs, [a, b], shape, out_dtype)
+
+
+def scalar(op: str, x: np.ndarray, value: float) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    return run_step("scalar", {"op": op, "value": value}, [x], x.shape, DTYPE_NAME[x.dtype])
+
+
+def unary(op: str, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    return run_step("unary", {"op": op}, [x], x.shape, DTYPE_NAME[x.dtype])
+
+
+def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    gate, up = np.ascontiguousarray(_f32(gate)), np.ascontiguousarray(_f32(up))
+    return run_step("swiglu", {"n": gate.size}, [gate, up], gate.shape)
+
+
+def where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    cond, a, b = np.asarray(cond, dtype=np.bool_), np.asarray(a), np.asarray(b)
+    shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    attrs = {"rank": len(shape), "shape": shape,
+             "cond_strides": broadcast_strides(cond, shape),
+             "a_strides": broadcast_strides(a, shape), "b_strides": broadcast_strides(b, shape)}
+    return run_step("where", attrs, [cond, a, b], shape, DTYPE_NAME[a.dtype])
+
+
+def copy(x: np.ndarray) -> np.ndarray:
+    """A contiguous copy of any strided view."""
+    item = x.dtype.itemsize
+    attrs = {"rank": x.ndim, "shape": x.shape, "strides": tuple(s // item for s in x.strides),
+             "out_offset_elems": 0}
+    return run_step("copy", attrs, [x], x.shape, DTYPE_NAME[x.dtype])
+
+
+def cast(x: np.ndarray, to: str) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    return run_step("cast", {"to": to}, [x], x.shape, to)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(_f32(x))
+    cols = x.shape[-1]
+    return run_step("softmax", {"rows": x.size // max(cols, 1), "cols": cols}, [x], x.shape)
+
+
+def layer_norm(x: np.ndarray, w: np.ndarray | None, b: np.ndarray | None,
+               eps: float = 1e-5) -> np.ndarray:
+    x = np.ascontiguousarray(_f32(x))
+    cols = x.shape[-1]
+    attrs = {"rows": x.size // max(cols, 1), "cols": cols, "eps": eps,
+             "normalized_shape": (cols,)}
+    if w is None and b is not None:
+        w = np.ones(cols, np.float32)
+    return run_step("layer_norm", attrs, [x, None if w is None else _f32(w),
+                                          None if b is None else _f32(b)], x.shape)
+
+
+def rms_norm(x: np.ndarray, w: np.ndarray | None, eps: float = 1e-6) -> np.ndarray:
+    x = np.ascontiguousarray(_f32(x))
+    cols = x.shape[-1]
+    return run_step("rms_norm", {"rows": x.size // max(cols, 1), "cols": cols, "eps": eps},
+                    [x, None if w is None else _f32(w)], x.shape)
+
+
+def reduce(op: str, x: np.ndarray, axis: int) -> np.ndarray:
+    """Reduce one axis (keepdims=False)."""
+    x = np.ascontiguousarray(_f32(x))
+    axis = axis % x.ndim
+    outer = _numel(x.shape[:axis])
+    inner = _numel(x.shape[axis + 1:])
+    attrs = {"op": op, "outer": outer, "inner_len": x.shape[axis], "inner": inner}
+    return run_step("reduce", attrs, [x], x.shape[:axis] + x.shape[axis + 1:])
+
+
+def embedding(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    table = np.ascontiguousarray(_f32(table))
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    return run_step("embedding", {"n": idx.size, "dim": table.shape[1]}, [table, idx],
+                    (*idx.shape, table.shape[1]))
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None, *,
+              scale: float | None = None, causal: bool = False) -> np.ndarray:
+    """SDPA on [B, H, S, D] views (any strides with a contiguous last dimension)."""
+    b, hq, s, d = q.shape
+    hkv, t = k.shape[1], k.shape[2]
+    attrs: dict[str, Any] = {"b": b, "hq": hq, "hkv": hkv, "s": s, "t": t, "d": d,
+                             "scale": 1.0 / math.sqrt(d) if scale is None else scale,
+                             "causal": causal, "mask_kind": "none", "mask_strides": (0, 0, 0, 0)}
+    inputs: list[np.ndarray] = [q, k, v]
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            mask = _f32(mask)
+        attrs["mask_kind"] = "bool" if mask.dtype == np.bool_ else "add"
+        attrs["mask_strides"] = broadcast_strides(mask, (b, hq, s, t))
+        inputs.append(mask)
+    return run_step("attention", attrs, inputs, (b, hq, s, d))
+
+
+def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """x [..., S, D]; cos/sin [S, D] (any leading ones) shared across the leading dims."""
+    x = np.ascontiguousarray(_f32(x))
+    d = x.shape[-1]
+    cos = np.ascontiguousarray(_f32(cos)).reshape(-1, d)
+    sin = np.ascontiguousarray(_f32(sin)).reshape(-1, d)
+    attrs = {"rows": x.size // d, "d": d, "cs_rows": cos.shape[0]}
+    return run_step("rope", attrs, [x, cos, sin], x.shape)
