@@ -63,7 +63,7 @@ def analyze(
             prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype, name=loaded.name,
                                progress=lambda msg: status.update(f"{loaded.name}: {msg} ..."))
         results = [estimate_prepared(prepared, spec, target=fusion, efficiency=eff)
-                   for spec, eff in (_local_setup(s, threads, profile, db) for s in specs)]
+                   for spec, eff in (local_setup(s, threads, profile, db) for s in specs)]
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
         fail(str(exc))
     if as_json:
@@ -76,7 +76,7 @@ def analyze(
         render_comparison(out, results, specs)
 
 
-def _local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:
+def local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:
     """(spec, efficiency) for one device: 'local' gets the profile and thread count."""
     if spec.name != "local":
         return spec, None

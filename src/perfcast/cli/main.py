@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from perfcast import __version__
-from perfcast.cli import analyze, bench, calibrate, hw, llm, validate
+from perfcast.cli import (
+    analyze,
+    bench,
+    calibrate,
+    hw,
+    llm,
+    mcp,
+    optimize,
+    run,
+    serve,
+    track,
+    validate,
+)
 
 app = typer.Typer(
     name="perfcast",
@@ -20,6 +32,12 @@ app.add_typer(llm.app, name="llm")
 app.add_typer(validate.app, name="validate")
 app.command(name="analyze")(analyze.analyze)
 app.command(name="calibrate")(calibrate.calibrate)
+app.command(name="optimize")(optimize.optimize)
+app.command(name="serve")(serve.serve)
+app.command(name="mcp")(mcp.mcp)
+app.command(name="track")(track.track)
+app.command(name="run")(run.run)
+app.command(name="compare-engines")(run.compare_engines)
 
 
 def _version(value: bool) -> None:

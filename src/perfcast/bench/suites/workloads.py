@@ -110,20 +110,11 @@ class OnnxRuntime(_Workload):
 
     def prepare(self) -> None:
         import tempfile
-        import warnings
         from pathlib import Path
 
-        import onnxruntime
-        import torch
-
         self.tmp = tempfile.TemporaryDirectory(prefix="perfcast-onnx-")
-        path = str(Path(self.tmp.name) / "model.onnx")
-        with warnings.catch_warnings():  # torch.export's internals warn about themselves
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.onnx.export(self.model, self.inputs, path, dynamo=True, verbose=False)
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        names = [i.name for i in self.session.get_inputs()]
-        self.feeds = {n: x.numpy() for n, x in zip(names, self.inputs, strict=True)}
+        self.session, self.feeds = onnxruntime_session(self.model, self.inputs,
+                                                       Path(self.tmp.name) / "model.onnx")
 
     def run(self) -> Any:
         return self.session.run(None, self.feeds)[0]
@@ -137,3 +128,29 @@ class OnnxRuntime(_Workload):
     def skip_reason(cls, **params: Any) -> str | None:
         return (super().skip_reason(**params)
                 or missing_modules("onnx", "onnxruntime", "onnxscript"))
+
+
+def onnxruntime_session(model: Any, inputs: tuple, path: Any, *,
+                        threads: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Export ``model`` to ``path`` with torch.onnx.export(dynamo=True) and open it in ONNX
+    Runtime (CPUExecutionProvider, ORT_ENABLE_ALL); returns (session, feeds of ``inputs``).
+
+    ``threads`` sets the session's intra-op thread count (default: ONNX Runtime's own).
+    """
+    import warnings
+
+    import onnxruntime
+    import torch
+
+    with warnings.catch_warnings():  # torch.export's internals warn about themselves
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(model, inputs, str(path), dynamo=True, verbose=False)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options,
+                                           providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    feeds = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
+    return session, feeds
