@@ -28,7 +28,7 @@ from perfcast.hardware.detect import detect_local
 from perfcast.ir import Category
 from perfcast.passes import Kernel
 
-TRUE_SCALE = {"gemm": 1.3, "gemm_low": 2.0, "conv": 1.8, "conv_low": 1.0,
+TRUE_SCALE = {"gemm": 1.3, "gemm_low": 2.0, "gemv": 0.6, "conv": 1.8, "conv_low": 1.0,
               "attention": 1.0, "memory": 1.5}
 MICRO_OVERHEAD, TRUE_OVERHEAD = 1e-6, 6e-6
 
@@ -71,12 +71,13 @@ def test_unexercised_group_keeps_factor_one_and_too_few_nets_refused() -> None:
 
 def test_group_by_category_and_intensity() -> None:
     assert group_of("gemm", 1e9, 1e6) == "gemm"
-    assert group_of("gemm", 1e6, 1e6) == "gemm_low"  # GEMV-like: 1 FLOP per byte
+    assert group_of("gemm", 1e6, 1e6) == "gemm_low"  # small batch: 1 FLOP per byte
+    assert group_of("gemm", 5e5, 1e6) == "gemv"  # one row: streams the weights
     assert group_of("conv", 2e6, 1e6) == "conv_low"
     assert group_of("attention", 1.0, 1e6) == "attention"
     assert group_of("elementwise", 1e9, 1e6) == "memory"
-    assert list(group_of("gemm", np.array([1e9, 1e6]), np.array([1e6, 1e6]))) == [
-        "gemm", "gemm_low"]
+    assert list(group_of("gemm", np.array([1e9, 1e6, 1e5]), np.array([1e6, 1e6, 1e6]))) == [
+        "gemm", "gemm_low", "gemv"]
 
 
 def micro_points() -> list[CalibrationPoint]:

@@ -135,3 +135,21 @@ def test_sampler_refines_where_the_rate_changes() -> None:
     points = [(1, 1.0), (100, 1.1), (10_000, 50.0)]
     assert sampler.next_size(points) == 1000
     assert sampler.next_size([(1, 1.0), (2, 5.0)]) is None
+
+
+def test_refit_makes_a_new_version_without_measuring(calibrated: Path, tmp_path: Path) -> None:
+    with Store(calibrated) as store:
+        before = store.latest_run().id
+        n_results = len(store.results(before))
+    out = tmp_path / "refit.json"
+    result = runner.invoke(app, ["calibrate", "--refit", "latest", "--db", str(calibrated),
+                                 "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    assert d["run_id"] == before and d["version"] >= 2
+    with Store(calibrated) as store:
+        assert store.latest_run().id == before  # no new run: nothing was measured
+        assert len(store.results(before)) == n_results
+    assert Profile.load(out).hardware_key == d["hardware"]
+    bad = runner.invoke(app, ["calibrate", "--refit", "no-such-run", "--db", str(calibrated)])
+    assert bad.exit_code != 0 and "no-such-run" in bad.output

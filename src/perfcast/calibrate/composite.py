@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
-GROUPS = ("gemm", "gemm_low", "conv", "conv_low", "attention", "memory")
+GROUPS = ("gemm", "gemm_low", "gemv", "conv", "conv_low", "attention", "memory")
 MATRIX = ("gemm", "conv", "attention")
 # GEMMs and convs doing fewer FLOPs per byte than this (small batch, skinny or depthwise)
 # run far from both rooflines on CPUs; they get their own factor.
 LOW_INTENSITY = 16.0
+# Below this (one row: matrix-vector products) a GEMM streams its weights instead.
+GEMV_INTENSITY = 1.0
 PRIOR_WEIGHT = 0.15  # how strongly each coefficient is pulled towards 1 (the micro fit)
 MIN_NETS = 4  # fewer measured networks than this: no composite fit for that thread count
 
@@ -84,10 +86,10 @@ def group_of(category: str | None, flops: float | np.ndarray,
         return "memory"
     if category == "attention":
         return category
-    low = np.asarray(flops) < LOW_INTENSITY * np.asarray(nbytes)
-    if low.ndim == 0:
-        return f"{category}_low" if low else category
-    return np.where(low, f"{category}_low", category)
+    intensity = np.asarray(flops) / np.maximum(np.asarray(nbytes), 1e-30)
+    low = np.where(intensity < LOW_INTENSITY, f"{category}_low", category)
+    groups = np.where(intensity < GEMV_INTENSITY, "gemv", low) if category == "gemm" else low
+    return str(groups) if groups.ndim == 0 else groups
 
 
 def fit_composite(rows: Sequence[CompositeRow], *,

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from perfcast import __version__
 from perfcast.bench.benchmark import Case, load_builtin_suites, targets
@@ -95,14 +96,96 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
     except BaseException:
         store.finish_run(run_id, "failed")
         raise
-    version = store.save_profile(hardware_key=env.hardware_key(), name=PROFILE_NAME,
-                                 data=profile.to_dict(), environment_id=env_id)
-    path = output or profile_path(store, env.hardware_key())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile.save(path)
+    path, version = _save(store, profile, env_id, output)
     store.finish_run(run_id, "complete")
     return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed,
                              rows)
+
+
+def refit(store: Store, run_id: str, *, output: Path | None = None) -> CalibrationResult:
+    """Fit a new profile version from a stored calibration run, measuring nothing.
+
+    The microbenchmark points are read back as they were measured; the synthetic
+    networks are rebuilt from their seed and predicted again with the new curves.
+    """
+    start = time.perf_counter()
+    run = store.run(run_id)
+    results = [r for r in store.results(run_id)
+               if r.status == "ok" and (r.extra or {}).get("calibration")]
+    if not results:
+        raise ValueError(f"run {run_id} has no calibration measurements to refit "
+                         f"(its command: {run.command})")
+    points = [_stored_point(r) for r in results if r.target != COMPOSITE_TARGET]
+    env = store.environment(run.environment_id)
+    profile = fit_profile(points, hardware_key=env.hardware_key, fingerprint=env.fingerprint,
+                          environment=env.data, perfcast_version=__version__)
+    rows = _stored_rows(profile, [r for r in results if r.target == COMPOSITE_TARGET])
+    profile = replace(profile, composite=fit_networks(rows))
+    path, version = _save(store, profile, run.environment_id, output)
+    return CalibrationResult(run_id, profile, path, version, points,
+                             time.perf_counter() - start, rows)
+
+
+def _save(store: Store, profile: Profile, env_id: int | None,
+          output: Path | None) -> tuple[Path, int]:
+    """Store ``profile`` as a new version and write its portable file; (path, version)."""
+    version = store.save_profile(hardware_key=profile.hardware_key, name=PROFILE_NAME,
+                                 data=profile.to_dict(), environment_id=env_id)
+    path = output or profile_path(store, profile.hardware_key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(path)
+    return path, version
+
+
+def _stored_point(result: Any) -> CalibrationPoint:
+    params = {k: v for k, v in result.params.items() if k != "threads"}
+    work = result.extra.get("work", {})
+    return CalibrationPoint(result.extra["category"], params.get("dtype", "float32"),
+                            int(result.params["threads"]), float(work.get("flops", 0.0)),
+                            float(work.get("bytes", 0.0)), float(result.median_s), params)
+
+
+def _stored_rows(profile: Profile, results: Sequence[Any]) -> list[CompositeRow]:
+    """Stored network measurements, predicted again with ``profile``."""
+    from perfcast.calibrate.synthetic import synthetic_nets
+    from perfcast.estimate.analyze import prepare
+
+    by_net: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for r in results:
+        by_net[(r.params["net"], int(r.params["seed"]))].append(r)
+    rows = []
+    for (name, seed), measured in sorted(by_net.items()):
+        nets = {n.name: n for n in synthetic_nets(seed)}
+        if name not in nets:
+            raise ValueError(f"stored network {name!r} (seed {seed}) is not one this "
+                             "perfcast generates: refit with the perfcast that measured it")
+        model, inputs = nets[name].build()
+        prepared = prepare(model, inputs, dtype="float32", name=name)
+        for r in measured:
+            t = int(r.params["threads"])
+            busy, kernels = predict_groups(prepared, profile, t)
+            rows.append(CompositeRow(name, t, float(r.median_s), busy, kernels,
+                                     profile.overhead_s[t]))
+    return rows
+
+
+def predict_groups(prepared: Any, profile: Profile, threads: int) -> tuple[dict[str, float], int]:
+    """Busy seconds per kernel group (overhead excluded) and the kernel count of a
+    prepared model, predicted for this machine with ``profile``'s curves alone."""
+    from perfcast.calibrate.composite import group_of
+    from perfcast.calibrate.model import apply_profile
+    from perfcast.estimate.analyze import estimate_prepared
+    from perfcast.hardware import load_spec
+
+    micro = replace(profile, composite={})
+    spec, efficiency = apply_profile(load_spec("local"), micro, threads)
+    est = estimate_prepared(prepared, spec, efficiency=efficiency)
+    busy: dict[str, float] = defaultdict(float)
+    for k in est.kernels:
+        category = str(k.kernel.category) if k.kernel.category else None
+        group = group_of(category, float(k.kernel.flops), float(k.kernel.bytes))
+        busy[str(group)] += float(k.time_s) - float(k.overhead_s)
+    return dict(busy), len(est.kernels)
 
 
 def fit_networks(rows: Sequence[CompositeRow]) -> dict[int, CompositeFit]:
@@ -156,13 +239,9 @@ class _Sampler:
         """Predict and measure synthetic networks at every thread count until ``until_s``."""
         import torch
 
-        from perfcast.calibrate.composite import group_of
-        from perfcast.calibrate.model import apply_profile
         from perfcast.calibrate.synthetic import synthetic_nets
-        from perfcast.estimate.analyze import estimate_prepared, prepare
-        from perfcast.hardware import load_spec
+        from perfcast.estimate.analyze import prepare
 
-        local = load_spec("local")
         rows: list[CompositeRow] = []
         for net in synthetic_nets(COMPOSITE_SEED):
             if self.elapsed >= until_s:
@@ -170,16 +249,10 @@ class _Sampler:
             model, inputs = net.build()
             prepared = prepare(model, inputs, dtype="float32", name=net.name)
             for t in threads:
-                spec, efficiency = apply_profile(local, profile, t)
-                est = estimate_prepared(prepared, spec, efficiency=efficiency)
-                busy: dict[str, float] = defaultdict(float)
-                for k in est.kernels:
-                    category = str(k.kernel.category) if k.kernel.category else None
-                    group = group_of(category, float(k.kernel.flops), float(k.kernel.bytes))
-                    busy[group] += float(k.time_s) - float(k.overhead_s)
+                busy, kernels = predict_groups(prepared, profile, t)
                 with torch.inference_mode():
                     m = measure(model, *inputs, threads=t, rule=NET_RULE, name=net.name)
-                row = CompositeRow(net.name, t, m.median_s, dict(busy), len(est.kernels),
+                row = CompositeRow(net.name, t, m.median_s, busy, kernels,
                                    profile.overhead_s[t])
                 rows.append(row)
                 self.store.add_result(

@@ -7,7 +7,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,6 +50,9 @@ def calibrate(
                           "cores).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Also write the profile here (.json or .yaml).")] = None,
+    refit: Annotated[str | None, typer.Option(
+        "--refit", help="Fit a new profile version from a stored calibration run (its id, or "
+                        "'latest') without measuring anything.")] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
@@ -59,7 +62,9 @@ def calibrate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from perfcast.calibrate.run import calibrate as run_calibration
+    from perfcast.calibrate.run import refit as refit_run
     from perfcast.hardware.catalog import LOCAL_NAMES
+    from perfcast.store import StoreError
 
     if hardware not in LOCAL_NAMES:
         fail(f"--hardware {hardware!r}: calibration measures this machine; use 'this' and "
@@ -74,15 +79,19 @@ def calibrate(
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True, disable=as_json)
     try:
-        with bar:
-            task = bar.add_task("calibrating", total=1.0)
-            result = run_calibration(
-                store, budget_s=budget_s, threads=thread_counts, output=output, command=command,
-                on_point=lambda what, done: bar.update(task, completed=done,
-                                                       description=escape(what[:60])))
+        if refit is not None:
+            result = refit_run(store, _calibration_run(store, refit), output=output)
+        else:
+            with bar:
+                task = bar.add_task("calibrating", total=1.0)
+                result = run_calibration(
+                    store, budget_s=budget_s, threads=thread_counts, output=output,
+                    command=command,
+                    on_point=lambda what, done: bar.update(task, completed=done,
+                                                           description=escape(what[:60])))
     except KeyboardInterrupt:
         fail("calibration interrupted: the run is marked failed and no profile was written")
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         fail(str(exc))
     finally:
         store.close()
@@ -112,3 +121,13 @@ def calibrate(
                   "networks were measured (give a larger --budget)[/yellow]")
     out.print(f"{len(summary['curves'])} curves; profile v{result.version} stored and written "
               f"to {escape(str(result.profile_path))}")
+
+
+def _calibration_run(store: Any, which: str) -> str:
+    """The id of the calibration run ``which`` names ('latest' or an id)."""
+    if which != "latest":
+        return which
+    for run in store.runs(limit=None):
+        if "calibration" in (run.meta or {}):
+            return run.id
+    raise ValueError("--refit latest: the store has no calibration run")
