@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import SimpleCookie
 from ipaddress import ip_address
@@ -25,6 +26,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 COOKIE = "perfcast_token"
 OPEN_PATHS = frozenset({"/api/health"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+TOKEN_ENV = "PERFCAST_TOKEN"
+MIN_TOKEN_CHARS = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -35,6 +38,29 @@ def is_loopback(host: str) -> bool:
         return ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def server_token(host: str, token: str | None) -> str | None:
+    """The token a server bound to ``host`` requires: ``token``, else ``$PERFCAST_TOKEN``.
+
+    ValueError when a non-loopback host has none (anyone on the network could use the
+    server) or when the token is shorter than MIN_TOKEN_CHARS.
+    """
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and token is None:
+        raise ValueError(f"--host {host} accepts connections from other machines; give "
+                         f"--token TOKEN (or set ${TOKEN_ENV}) so only holders of the token "
+                         "can use the server, or bind to 127.0.0.1")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"--token must be at least {MIN_TOKEN_CHARS} characters (e.g. "
+                         "python -c 'import secrets; print(secrets.token_urlsafe())')")
+    return token
+
+
+def display_url(host: str, port: int, path: str) -> str:
+    """``http://host:port/path``, IPv6 addresses in brackets."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}{path}"
 
 
 async def send_error(send: Send, status: int, error: str, field: str | None, reason: str,

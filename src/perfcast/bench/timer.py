@@ -101,7 +101,7 @@ def measure(fn: Callable[..., Any], *args: Any, device: str = "cpu",
     if dev == "cpu" and cuda_graph:
         raise MeasureError("cuda_graph=True needs device='cuda'")
     call = _bind(fn, args, kwargs)
-    with _thread_count(threads) as used_threads, _gc_disabled():
+    with torch_threads(threads) as used_threads, _gc_disabled():
         with nvtx_range(name, "warmup"):
             warmup_calls, per_call = _warm_up(call, dev, warmup_s)
         if number is None:
@@ -167,8 +167,9 @@ def _gc_disabled() -> Iterator[None]:
 
 
 @contextmanager
-def _thread_count(threads: int | None) -> Iterator[int | None]:
-    """Set torch's thread count for the block when torch is loaded; yield the count in use."""
+def torch_threads(threads: int | None) -> Iterator[int | None]:
+    """Set torch's intra-op thread count for the block when torch is loaded (None keeps
+    it); yield the count in use. The previous count is restored on exit."""
     torch = sys.modules.get("torch")
     if torch is None:
         yield threads

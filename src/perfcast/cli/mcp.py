@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from perfcast.app.security import TOKEN_ENV, display_url, server_token
 from perfcast.cli.errors import fail
 from perfcast.cli.store import DbOption
-
-TOKEN_ENV = "PERFCAST_TOKEN"
 
 
 class Transport(StrEnum):
@@ -35,20 +33,15 @@ def mcp(
     benchmark runs and validation (read-only; nothing is executed)."""
     try:
         from perfcast.app.mcp_server import serve
-        from perfcast.app.security import is_loopback
     except ModuleNotFoundError as exc:
         fail(f"perfcast mcp needs the MCP Python SDK 2.x ({exc.name!r} is missing): "
              "pip install 'mcp>=2'")
-    token = token or os.environ.get(TOKEN_ENV) or None
     if transport is Transport.http:
-        if not is_loopback(host) and token is None:
-            fail(f"--host {host} accepts connections from other machines; give --token TOKEN "
-                 f"(or set ${TOKEN_ENV}), or bind to 127.0.0.1")
-        if token is not None and len(token) < 16:
-            fail("--token must be at least 16 characters (e.g. python -c 'import secrets; "
-                 "print(secrets.token_urlsafe())')")
-        shown = f"[{host}]" if ":" in host else host
-        typer.echo(f"perfcast MCP server on http://{shown}:{port}/mcp"
+        try:
+            token = server_token(host, token)
+        except ValueError as exc:
+            fail(str(exc))
+        typer.echo(f"perfcast MCP server on {display_url(host, port, '/mcp')}"
                    + ("; token required" if token else ""), err=True)
     serve(transport.value, host=host, port=port,
           token=token if transport is Transport.http else None, db=db)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
+from perfcast.app.security import TOKEN_ENV
 from perfcast.cli.errors import fail
 from perfcast.cli.store import DbOption
-
-TOKEN_ENV = "PERFCAST_TOKEN"
 
 
 def serve(
@@ -25,17 +23,13 @@ def serve(
         "--max-upload-mb", min=0.001, max=2048, help="Largest ONNX upload, in MiB.")] = 64.0,
 ) -> None:
     """Serve the API (/api, OpenAPI at /docs) and the dashboard on HOST:PORT."""
-    from perfcast.app.security import LOOPBACK_NAMES, is_loopback
+    from perfcast.app.security import LOOPBACK_NAMES, display_url, is_loopback, server_token
 
-    token = token or os.environ.get(TOKEN_ENV) or None
+    try:
+        token = server_token(host, token)
+    except ValueError as exc:
+        fail(str(exc))
     local = is_loopback(host)
-    if not local and token is None:
-        fail(f"--host {host} accepts connections from other machines; give --token TOKEN "
-             f"(or set ${TOKEN_ENV}) so only holders of the token can use the server, or "
-             "bind to 127.0.0.1")
-    if token is not None and len(token) < 16:
-        fail("--token must be at least 16 characters (e.g. python -c 'import secrets; "
-             "print(secrets.token_urlsafe())')")
     try:
         import uvicorn
 
@@ -44,7 +38,6 @@ def serve(
         fail(f"perfcast serve needs {exc.name!r}: pip install fastapi uvicorn python-multipart")
     app = create_app(db_path=db, token=token, max_upload_bytes=int(max_upload_mb * (1 << 20)),
                      allowed_hosts=[*LOOPBACK_NAMES, host] if local else None)
-    shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"perfcast serving on http://{shown}:{port}/ (API docs at /docs)"
+    typer.echo(f"perfcast serving on {display_url(host, port, '/')} (API docs at /docs)"
                + ("; token required" if token else ""), err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

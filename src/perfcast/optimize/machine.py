@@ -4,8 +4,6 @@ load, the torch thread count."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from perfcast.optimize.candidates import Setting
@@ -50,19 +48,6 @@ def describe(setting: Setting) -> str:
 
     plural = "s" if setting.threads != 1 else ""
     return f"{detect_local().display_name} ({setting.threads} thread{plural})"
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``threads`` for the block."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_notes(load_at_start: float, threads: int) -> list[str]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from perfcast.bench import MeasureError, StopRule, Verdict, compare, measure
 from perfcast.bench.stats import Stats, format_seconds
+from perfcast.bench.timer import torch_threads
 from perfcast.frontends.errors import summarize_exception
 from perfcast.optimize.candidates import CANDIDATES, Candidate, ModelFacts, Setting
 from perfcast.optimize.check import (
@@ -45,7 +46,6 @@ from perfcast.optimize.machine import (
     device_of,
     load_notes,
     native_bf16,
-    torch_threads,
 )
 from perfcast.optimize.measure import (
     PeakMemory,

@@ -13,8 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ def compare_engines(model: Any, inputs: Sequence[Any], *,
 
     from perfcast.bench import StopRule, measure
     from perfcast.bench.stats import Stats
+    from perfcast.bench.timer import torch_threads
 
     say = progress or (lambda _msg: None)
     names = check_engines(engines)
@@ -79,7 +79,7 @@ def compare_engines(model: Any, inputs: Sequence[Any], *,
         say(f"building {name}")
         start = time.perf_counter()
         try:
-            with _torch_threads(threads):
+            with torch_threads(threads):
                 fn = build_engine(name, model, inputs, threads)
                 err = max_abs_error(flatten_outputs(fn()), reference)
         except _Skip as exc:
@@ -152,35 +152,14 @@ def _onnxruntime(model: Any, inputs: tuple, threads: int) -> Callable[[], Any]:
     reason = missing_modules("onnx", "onnxruntime", "onnxscript")
     if reason:
         raise _Skip(reason)
-    import onnxruntime as ort
-    import torch
+    from perfcast.bench.suites.workloads import onnxruntime_session
 
-    with tempfile.TemporaryDirectory(prefix="perfcast-onnx-") as tmp:
-        path = str(Path(tmp) / "model.onnx")
-        with warnings.catch_warnings():  # torch.export's internals warn about themselves
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, inputs, path, dynamo=True, verbose=False)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    feeds = {n: x.detach().cpu().numpy() for n, x in zip(names, inputs, strict=True)}
+    with tempfile.TemporaryDirectory(prefix="perfcast-onnx-") as tmp, \
+            warnings.catch_warnings():  # the exporter warns about its own internals
+        warnings.simplefilter("ignore")
+        session, feeds = onnxruntime_session(model, inputs, Path(tmp) / "model.onnx",
+                                             threads=threads)
     return lambda: session.run(None, feeds)
-
-
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op thread count for a block (engines built inside see it)."""
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def flatten_outputs(value: Any) -> list[np.ndarray]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from perfcast.bench.timer import torch_threads
 from perfcast.estimate.efficiency import EfficiencyModel
 from perfcast.estimate.result import Estimate
 from perfcast.frontends import aten_names
@@ -192,21 +193,14 @@ def measure_kernels(model: Any, example_inputs: Any, *, estimate: Estimate,
     estimated from) lets shapes guide the alignment. ``batch`` defaults to the leading
     dimension of the first input tensor.
     """
-    import torch
 
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     if estimate.target != "eager":
         raise ValueError(f"per-kernel ground truth needs an eager estimate, "
                          f"got target {estimate.target!r}")
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        used = torch.get_num_threads()
+    with torch_threads(threads) as used:
         forwards, walls = _profile(model, example_inputs, iterations, warmup)
-    finally:
-        torch.set_num_threads(previous)
     ops = _median_forward(forwards)
     matches, unmatched = _align(estimate, ops, graph)
     return KernelReport(estimate.model, used, batch or _batch_of(example_inputs), matches,

@@ -135,7 +135,8 @@ def onnxruntime_session(model: Any, inputs: tuple, path: Any, *,
     """Export ``model`` to ``path`` with torch.onnx.export(dynamo=True) and open it in ONNX
     Runtime (CPUExecutionProvider, ORT_ENABLE_ALL); returns (session, feeds of ``inputs``).
 
-    ``threads`` sets the session's intra-op thread count (default: ONNX Runtime's own).
+    ``threads`` sets the session's intra-op thread count, with one inter-op thread
+    (default: ONNX Runtime's own).
     """
     import warnings
 
@@ -149,8 +150,9 @@ def onnxruntime_session(model: Any, inputs: tuple, path: Any, *,
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options,
                                            providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    feeds = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
+    feeds = {n: x.detach().cpu().numpy() for n, x in zip(names, inputs, strict=True)}
     return session, feeds
