@@ -2,11 +2,13 @@
 
 Everything is served from the installed package: the pages and scripts from
 ``perfcast/app/static`` and Plotly from the ``plotly`` package's own ``plotly.min.js``,
-so the dashboard works with no network at all.
+so the dashboard works with no network at all. Each page is ``layout.html`` (head and
+navigation, shared) around the page's own ``<name>.main.html``, followed by its scripts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,15 +17,35 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 STATIC_DIR = Path(__file__).with_name("static")
-PAGES = {
-    "/": "index.html",
-    "/llm": "llm.html",
-    "/analysis": "analysis.html",
-    "/runs": "runs.html",
-    "/accuracy": "accuracy.html",
-    "/system": "system.html",
-}
 PLOTLY_ROUTE = "/static/vendor/plotly.min.js"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One dashboard page: ``<name>.main.html`` and ``<name>.js`` in the static folder."""
+
+    name: str
+    title: str
+    plots: bool = True  # loads Plotly
+
+    def html(self, layout: str) -> str:
+        """The complete page: the layout around this page's main block and scripts."""
+        scripts = [*([PLOTLY_ROUTE] if self.plots else []), "/static/common.js",
+                   f"/static/{self.name}.js"]
+        tags = "\n".join(f'  <script src="{src}"></script>' for src in scripts)
+        main = (STATIC_DIR / f"{self.name}.main.html").read_text().rstrip("\n")
+        return (layout.replace("<!--title-->", self.title).replace("<!--main-->", main)
+                .replace("<!--scripts-->", tags))
+
+
+PAGES = {
+    "/": Page("index", "perfcast dashboard", plots=False),
+    "/llm": Page("llm", "LLM planner · perfcast"),
+    "/analysis": Page("analysis", "Model analysis · perfcast"),
+    "/runs": Page("runs", "Runs · perfcast"),
+    "/accuracy": Page("accuracy", "Accuracy · perfcast"),
+    "/system": Page("system", "System · perfcast"),
+}
 
 
 def plotly_js_path() -> Path:
@@ -41,22 +63,21 @@ def plotly_js_path() -> Path:
 
 def mount_pages(app: FastAPI) -> None:
     """Add the dashboard pages (``/``, ``/llm``, ...) and ``/static`` assets to ``app``."""
-    from fastapi.responses import FileResponse
+    from fastapi.responses import FileResponse, HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
     plotly_js = plotly_js_path()
+    layout = (STATIC_DIR / "layout.html").read_text()
 
-    def page_route(filename: str):
-        path = STATIC_DIR / filename
-
-        def serve() -> FileResponse:
-            return FileResponse(path, media_type="text/html")
+    def page_route(html: str):
+        def serve() -> HTMLResponse:
+            return HTMLResponse(html)
 
         return serve
 
-    for route, filename in PAGES.items():
-        app.add_api_route(route, page_route(filename), methods=["GET"],
-                          include_in_schema=False, name=f"page:{filename}")
+    for route, page in PAGES.items():
+        app.add_api_route(route, page_route(page.html(layout)), methods=["GET"],
+                          include_in_schema=False, name=f"page:{page.name}.html")
     app.add_api_route(
         PLOTLY_ROUTE,
         lambda: FileResponse(plotly_js, media_type="text/javascript",
