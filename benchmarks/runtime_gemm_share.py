@@ -21,7 +21,7 @@ from rich.table import Table
 
 from perfcast.bench import measure
 from perfcast.bench.stats import StopRule
-from perfcast.runtime import ckernels
+from perfcast.runtime import ckernel_arrays, ckernels
 
 RULE = StopRule(target_rel_ci=0.02, min_samples=7, budget_s=2.0)
 SQUARE = 2048
@@ -32,7 +32,7 @@ def square_rate(threads: int) -> float:
     """sgemm FLOP/s of the BLAS on a SQUARE x SQUARE x SQUARE product."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((SQUARE, SQUARE), dtype=np.float32) for _ in range(2))
-    m = measure(ckernels.gemm, a, b, threads=threads, rule=RULE, name="square sgemm")
+    m = measure(ckernel_arrays.gemm, a, b, threads=threads, rule=RULE, name="square sgemm")
     return 2.0 * SQUARE**3 / m.median_s
 
 
@@ -70,9 +70,9 @@ def time_gemm(shape: tuple, threads: int) -> float:
         attrs = {"batch": 1, "m": m, "n": n, "k": k, "trans_b": trans_b, "alpha": 1.0,
                  "beta": 1.0, "act": act, "a_batch_stride": m * k, "b_batch_stride": 0,
                  "c_mode": c_mode}
-        run, _ = ckernels.prepare_step("gemm", attrs, [a, packed, c], (m, n), packed=True)
+        run, _ = ckernel_arrays.prepare_step("gemm", attrs, [a, packed, c], (m, n), packed=True)
         return measure(run, threads=threads, rule=RULE, name=str(shape)).median_s
-    return measure(ckernels.gemm, a, b, c, trans_b=trans_b, act=act, threads=threads,
+    return measure(ckernel_arrays.gemm, a, b, c, trans_b=trans_b, act=act, threads=threads,
                    rule=RULE, name=str(shape)).median_s
 
 

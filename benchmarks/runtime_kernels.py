@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perfcast.runtime import ckernel_arrays as ka
 from perfcast.runtime import ckernels as ck
 
 D_MODEL, HEADS, VOCAB = 768, 12, 50257
@@ -54,10 +55,10 @@ def gemm_case(m: int, k: int, n: int, *, trans_b: bool, bias: bool, act: str,
              "beta": 1.0, "act": act, "a_batch_stride": 0, "b_batch_stride": 0,
              "c_mode": "row" if bias else "none"}
     if packed:
-        ours, _ = ck.prepare_step("gemm", attrs, [a, ck.pack_b(w, n, k, trans_b), c], (m, n),
+        ours, _ = ka.prepare_step("gemm", attrs, [a, ck.pack_b(w, n, k, trans_b), c], (m, n),
                                   packed=True)
     else:
-        ours, _ = ck.prepare_step("gemm", attrs, [a, w, c], (m, n))
+        ours, _ = ka.prepare_step("gemm", attrs, [a, w, c], (m, n))
     ta, tw = torch.from_numpy(a), torch.from_numpy(w)
     tc = torch.from_numpy(c) if bias else None
     act_fn = {"none": lambda x: x, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -79,7 +80,7 @@ def attention_case(s: int, d: int = 64):
     attrs = {"b": 1, "hq": HEADS, "hkv": HEADS, "s": s, "t": s, "d": d,
              "scale": 1 / math.sqrt(d), "causal": True, "mask_kind": "none",
              "mask_strides": (0, 0, 0, 0)}
-    ours, _ = ck.prepare_step("attention", attrs, [q, k, v], q.shape)
+    ours, _ = ka.prepare_step("attention", attrs, [q, k, v], q.shape)
     tq, tk, tv = map(torch.from_numpy, (q, k, v))
 
     def theirs() -> object:
@@ -91,7 +92,7 @@ def attention_case(s: int, d: int = 64):
 def layer_norm_case(s: int):
     x, w, b = rnd(s, D_MODEL, seed=7), rnd(D_MODEL, seed=8), rnd(D_MODEL, seed=9)
     attrs = {"rows": s, "cols": D_MODEL, "eps": 1e-5}
-    ours, _ = ck.prepare_step("layer_norm", attrs, [x, w, b], x.shape)
+    ours, _ = ka.prepare_step("layer_norm", attrs, [x, w, b], x.shape)
     tx, tw, tb = map(torch.from_numpy, (x, w, b))
 
     def theirs() -> object:
@@ -102,7 +103,7 @@ def layer_norm_case(s: int):
 
 def unary_case(s: int, op: str):
     x = rnd(s, 4 * D_MODEL, seed=10)
-    ours, _ = ck.prepare_step("unary", {"op": op}, [x], x.shape)
+    ours, _ = ka.prepare_step("unary", {"op": op}, [x], x.shape)
     tx = torch.from_numpy(x)
     fn = {"gelu_tanh": lambda: F.gelu(tx, approximate="tanh"), "gelu": lambda: F.gelu(tx)}[op]
     return ours, fn, 0.0
@@ -110,7 +111,7 @@ def unary_case(s: int, op: str):
 
 def softmax_case(s: int):
     x = rnd(HEADS * s, s, seed=11)
-    ours, _ = ck.prepare_step("softmax", {"rows": HEADS * s, "cols": s}, [x], x.shape)
+    ours, _ = ka.prepare_step("softmax", {"rows": HEADS * s, "cols": s}, [x], x.shape)
     tx = torch.from_numpy(x)
     return ours, (lambda: torch.softmax(tx, -1)), 0.0
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(not cbuild.available(),
                                 reason=f"C kernels unavailable: {cbuild.unavailable_reason()}")
 
 if cbuild.available():
+    from perfcast.runtime import ckernel_arrays as ka
     from perfcast.runtime import ckernels as ck
 
 SIZES = [1, 7, 33, 129]
@@ -55,7 +56,7 @@ def close(got, want, rtol=1e-5, atol=1e-6):
 def test_gemm_shapes(m, k, n, trans_b, prepacked):
     a, b = rnd(m, k, seed=1), rnd(*((n, k) if trans_b else (k, n)), seed=2)
     want = t64(a) @ (t64(b).T if trans_b else t64(b))
-    close(ck.gemm(a, b, trans_b=trans_b, prepacked=prepacked), want, rtol=1e-4,
+    close(ka.gemm(a, b, trans_b=trans_b, prepacked=prepacked), want, rtol=1e-4,
           atol=1e-4 * math.sqrt(k))
 
 
@@ -65,7 +66,7 @@ def test_gemm_packed_row_blocks(m):
     k, n = 1100, 45
     a, b = rnd(m, k, seed=64), rnd(k, n, seed=65)
     c = rnd(n, seed=66)
-    got = ck.gemm(a, b, c, prepacked=True, act="relu")
+    got = ka.gemm(a, b, c, prepacked=True, act="relu")
     close(got, F.relu(t64(a) @ t64(b) + t64(c)), rtol=1e-4, atol=1e-4)
 
 
@@ -84,7 +85,7 @@ def test_gemm_epilogue(act, c_mode, prepacked):
     want = alpha * (t64(a) @ t64(b).T)
     if c is not None:
         want = want + beta * t64(c)
-    got = ck.gemm(a, b, c, trans_b=True, alpha=alpha, beta=beta, act=act, prepacked=prepacked)
+    got = ka.gemm(a, b, c, trans_b=True, alpha=alpha, beta=beta, act=act, prepacked=prepacked)
     close(got, ACTS[act](want), rtol=1e-4, atol=1e-4)
 
 
@@ -93,10 +94,10 @@ def test_gemm_batched(shared):
     a = rnd(3, 5, 17, 33, seed=6)
     b = rnd(33, 7, seed=7) if shared else rnd(3, 5, 33, 7, seed=7)
     for prepacked in (False, True):
-        close(ck.gemm(a, b, rnd(7, seed=8), prepacked=prepacked),
+        close(ka.gemm(a, b, rnd(7, seed=8), prepacked=prepacked),
               t64(a) @ t64(b) + t64(rnd(7, seed=8)), rtol=1e-4, atol=1e-4)
     bt = np.ascontiguousarray(np.swapaxes(b, -1, -2))
-    close(ck.gemm(a, bt, trans_b=True), t64(a) @ t64(b), rtol=1e-4, atol=1e-4)
+    close(ka.gemm(a, bt, trans_b=True), t64(a) @ t64(b), rtol=1e-4, atol=1e-4)
 
 
 def test_gemm_batch_strided_a():
@@ -105,7 +106,7 @@ def test_gemm_batch_strided_a():
     b = rnd(4, 6, 5, seed=10)
     attrs = {"batch": 4, "m": 3, "n": 5, "k": 6, "trans_b": False, "alpha": 1.0, "beta": 1.0,
              "act": "none", "a_batch_stride": 60, "b_batch_stride": 30, "c_mode": "none"}
-    got = ck.run_step("gemm", attrs, [big, b], (4, 3, 5))
+    got = ka.run_step("gemm", attrs, [big, b], (4, 3, 5))
     close(got, t64(big[:, :3]) @ t64(b), rtol=1e-5, atol=1e-5)
 
 
@@ -124,7 +125,7 @@ def test_binary_float(op, sa, sb):
     a, b = rnd(*sa, seed=11), rnd(*sb, seed=12)
     if op == "div":
         b = np.where(np.abs(b) < 0.1, np.float32(0.5), b)
-    close(ck.binary(op, a, b), FLOAT_BINARY[op](torch.from_numpy(a), torch.from_numpy(b)),
+    close(ka.binary(op, a, b), FLOAT_BINARY[op](torch.from_numpy(a), torch.from_numpy(b)),
           rtol=1e-6, atol=0)
 
 
@@ -132,22 +133,22 @@ def test_binary_float(op, sa, sb):
 def test_binary_compare(op):
     a, b = rnd(7, 33, seed=13).round(), rnd(33, seed=14).round()
     want = COMPARE[op](torch.from_numpy(a), torch.from_numpy(b)).numpy()
-    got = ck.binary(op, a, b)
+    got = ka.binary(op, a, b)
     assert got.dtype == np.bool_ and np.array_equal(got, want)
     ia, ib = a.astype(np.int64), b.astype(np.int64)
-    assert np.array_equal(ck.binary(op, ia, ib), want)
+    assert np.array_equal(ka.binary(op, ia, ib), want)
 
 
 def test_binary_pow_nan_and_strided():
     a = np.abs(rnd(33, 7, seed=15)) + 0.1
-    close(ck.binary("pow", a, rnd(7, seed=16)), np.power(a, rnd(7, seed=16)), rtol=2e-6)
+    close(ka.binary("pow", a, rnd(7, seed=16)), np.power(a, rnd(7, seed=16)), rtol=2e-6)
     x = np.array([1.0, np.nan, 3.0, -np.inf], np.float32)
     y = np.array([np.nan, 2.0, 1.0, 0.0], np.float32)
     for op in ("maximum", "minimum"):
         want = getattr(torch, op)(torch.from_numpy(x), torch.from_numpy(y)).numpy()
-        np.testing.assert_array_equal(ck.binary(op, x, y), want)
+        np.testing.assert_array_equal(ka.binary(op, x, y), want)
     t = rnd(33, 129, seed=17).T  # a transposed (non-contiguous) operand
-    close(ck.binary("add", t, rnd(33, seed=18)), t + rnd(33, seed=18), rtol=0, atol=0)
+    close(ka.binary("add", t, rnd(33, seed=18)), t + rnd(33, seed=18), rtol=0, atol=0)
 
 
 def test_binary_int_and_bool():
@@ -155,14 +156,14 @@ def test_binary_int_and_bool():
     b = np.arange(1, 8, dtype=np.int64)
     for op, fn in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
                    ("maximum", np.maximum), ("minimum", np.minimum)]:
-        assert np.array_equal(ck.binary(op, a, b), fn(a, b))
-    close(ck.binary("div", a, b), a / b, rtol=1e-7)
+        assert np.array_equal(ka.binary(op, a, b), fn(a, b))
+    close(ka.binary("div", a, b), a / b, rtol=1e-7)
     p, q = rnd(7, 33, seed=19) > 0, rnd(33, seed=20) > 0
-    assert np.array_equal(ck.binary("and", p, q), p & q)
-    assert np.array_equal(ck.binary("or", p, q), p | q)
-    assert np.array_equal(ck.binary("eq", p, q), p == q)
+    assert np.array_equal(ka.binary("and", p, q), p & q)
+    assert np.array_equal(ka.binary("or", p, q), p | q)
+    assert np.array_equal(ka.binary("eq", p, q), p == q)
     with pytest.raises(ck.KernelError):
-        ck.binary("div", p, q)
+        ka.binary("div", p, q)
 
 
 SCALAR = {"add": lambda x, v: x + v, "mul": lambda x, v: x * v, "sub": lambda x, v: x - v,
@@ -175,16 +176,16 @@ SCALAR = {"add": lambda x, v: x + v, "mul": lambda x, v: x * v, "sub": lambda x,
 @pytest.mark.parametrize("value", [2.0, 3.0, 0.5, -1.5])
 def test_scalar(op, value):
     x = np.abs(rnd(7, 33, seed=21)) + 0.25
-    close(ck.scalar(op, x, value), SCALAR[op](x.astype(np.float64), value), rtol=2e-6)
+    close(ka.scalar(op, x, value), SCALAR[op](x.astype(np.float64), value), rtol=2e-6)
 
 
 def test_scalar_int():
     x = np.arange(-3, 30, dtype=np.int64)
-    assert np.array_equal(ck.scalar("add", x, 5), x + 5)
-    assert np.array_equal(ck.scalar("rsub", x, 1), 1 - x)
-    assert np.array_equal(ck.scalar("mul", x, -2), x * -2)
+    assert np.array_equal(ka.scalar("add", x, 5), x + 5)
+    assert np.array_equal(ka.scalar("rsub", x, 1), 1 - x)
+    assert np.array_equal(ka.scalar("mul", x, -2), x * -2)
     with pytest.raises(ck.KernelError):
-        ck.scalar("add", x, 0.5)
+        ka.scalar("add", x, 0.5)
 
 
 UNARY = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -204,7 +205,7 @@ def test_unary(op, n):
     if op == "exp":
         x = np.clip(x, -80, 80)
     fn = {**UNARY, **POSITIVE}[op]
-    close(ck.unary(op, x), fn(t64(x)), rtol=3e-6, atol=2e-7)
+    close(ka.unary(op, x), fn(t64(x)), rtol=3e-6, atol=2e-7)
 
 
 @pytest.mark.parametrize("op", ["gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "erf"])
@@ -214,7 +215,7 @@ def test_unary_special_values(op):
     if op == "gelu":  # torch's erf gelu gives nan at +inf; ours gives the limit (inf)
         x = x[np.isfinite(x) | np.isnan(x)]
     want = UNARY[op](torch.from_numpy(x)).numpy()
-    got = ck.unary(op, x)
+    got = ka.unary(op, x)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     ok = ~np.isnan(want)
     np.testing.assert_allclose(got[ok], want[ok], rtol=3e-6, atol=1e-37)
@@ -226,7 +227,7 @@ def test_unary_dense_accuracy():
     for op in ("exp", "erf", "tanh", "sigmoid", "gelu"):
         xx = np.clip(x, -80, 80) if op == "exp" else x
         want = UNARY[op](t64(xx)).numpy()
-        got = ck.unary(op, xx).astype(np.float64)
+        got = ka.unary(op, xx).astype(np.float64)
         err = np.abs(got - want) / np.maximum(np.abs(want), 1e-30)
         # gelu's negative tail (x * (1 + erf), as torch computes it) is accurate absolutely
         small = np.abs(want) < (0.1 if op == "gelu" else 1e-30)
@@ -236,10 +237,10 @@ def test_unary_dense_accuracy():
 
 def test_unary_int_bool():
     x = np.arange(-4, 5, dtype=np.int64)
-    assert np.array_equal(ck.unary("neg", x), -x)
-    assert np.array_equal(ck.unary("abs", x), np.abs(x))
+    assert np.array_equal(ka.unary("neg", x), -x)
+    assert np.array_equal(ka.unary("abs", x), np.abs(x))
     b = x > 0
-    assert np.array_equal(ck.unary("not", b), ~b)
+    assert np.array_equal(ka.unary("not", b), ~b)
 
 
 def test_inplace_elementwise():
@@ -249,7 +250,7 @@ def test_inplace_elementwise():
     buf = x.copy()
     p = buf.ctypes.data
     ck.check(ck.func("pc_unary")(ck.UNARY_OPS["gelu"], ck.DTYPE["float32"], p, p, buf.size), "")
-    np.testing.assert_array_equal(buf, ck.unary("gelu", x))
+    np.testing.assert_array_equal(buf, ka.unary("gelu", x))
     buf = x.copy()
     ck.check(ck.func("pc_scalar")(ck.SCALAR_OPS["mul"], 0, buf.ctypes.data, 3.0,
                                   buf.ctypes.data, buf.size), "")
@@ -264,21 +265,21 @@ def test_inplace_elementwise():
         np.testing.assert_array_equal(target, x - y)
     g = x.copy()
     ck.check(ck.func("pc_swiglu")(g.ctypes.data, y.ctypes.data, g.ctypes.data, g.size), "")
-    np.testing.assert_array_equal(g, ck.swiglu(x, y))
+    np.testing.assert_array_equal(g, ka.swiglu(x, y))
 
 
 def test_swiglu():
     g, u = rnd(7, 129, seed=25), rnd(7, 129, seed=26)
-    close(ck.swiglu(g, u), F.silu(t64(g)) * t64(u), rtol=2e-6, atol=1e-7)
+    close(ka.swiglu(g, u), F.silu(t64(g)) * t64(u), rtol=2e-6, atol=1e-7)
 
 
 def test_where():
     cond = rnd(7, 1, 33, seed=27) > 0
     a, b = rnd(5, 33, seed=28), rnd(7, 5, 1, seed=29)
     want = torch.where(torch.from_numpy(cond), torch.from_numpy(a), torch.from_numpy(b))
-    np.testing.assert_array_equal(ck.where(cond, a, b), want.numpy())
+    np.testing.assert_array_equal(ka.where(cond, a, b), want.numpy())
     ia, ib = np.arange(33, dtype=np.int64), np.int64(-1) * np.ones((7, 1, 1), np.int64)
-    np.testing.assert_array_equal(ck.where(cond, ia, ib), np.where(cond, ia, ib))
+    np.testing.assert_array_equal(ka.where(cond, ia, ib), np.where(cond, ia, ib))
 
 
 @pytest.mark.parametrize("view", ["transpose", "slice", "broadcast", "rank6", "negative",
@@ -290,7 +291,7 @@ def test_copy_views(view):
          "rank6": base.transpose(5, 4, 3, 2, 1, 0), "negative": base[::-1, :, ::-2],
          "int64": np.arange(60, dtype=np.int64).reshape(3, 4, 5).transpose(2, 0, 1),
          "bool": (base > 0)[:, :, 0].T, "scalar": np.array(3.5, np.float32)}[view]
-    got = ck.copy(x)
+    got = ka.copy(x)
     assert got.dtype == x.dtype and got.flags.c_contiguous
     np.testing.assert_array_equal(got, x)
 
@@ -302,7 +303,7 @@ def test_copy_into_slice():
     for piece, off in ((a, 0), (b, 3)):
         attrs = {"rank": 2, "shape": piece.shape, "strides": (piece.shape[1], 1),
                  "out_offset_elems": off, "out_strides": (7, 1)}
-        call_out = ck.run_step("copy", attrs, [piece], (5, 7))  # into a fresh buffer
+        call_out = ka.run_step("copy", attrs, [piece], (5, 7))  # into a fresh buffer
         mask = np.zeros((5, 7), bool)
         mask[:, off:off + piece.shape[1]] = True
         out[mask] = call_out[mask]
@@ -314,17 +315,17 @@ def test_copy_into_slice():
                                      ("bool", "float32"), ("bool", "int64")])
 def test_cast(src, dst):
     x = (rnd(7, 33, seed=33) * 10).astype(ck.NP_DTYPE[src])
-    np.testing.assert_array_equal(ck.cast(x, dst), x.astype(ck.NP_DTYPE[dst]))
+    np.testing.assert_array_equal(ka.cast(x, dst), x.astype(ck.NP_DTYPE[dst]))
 
 
 # -- row-wise ----------------------------------------------------------------------------
 @pytest.mark.parametrize("cols", [*SIZES, 768])
 def test_softmax(cols):
     x = rnd(33, cols, seed=34, scale=5)
-    close(ck.softmax(x), torch.softmax(t64(x), -1), rtol=2e-6, atol=1e-8)
+    close(ka.softmax(x), torch.softmax(t64(x), -1), rtol=2e-6, atol=1e-8)
     x[:, ::3] = -np.inf  # masked entries, as attention masks produce
     if cols > 1:
-        close(ck.softmax(x), torch.softmax(t64(x), -1), rtol=2e-6, atol=1e-8)
+        close(ka.softmax(x), torch.softmax(t64(x), -1), rtol=2e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("cols", [*SIZES, 768])
@@ -335,15 +336,15 @@ def test_layer_norm(cols, affine):
     b = rnd(cols, seed=37) if affine == "both" else None
     want = F.layer_norm(t64(x), (cols,), None if w is None else t64(w),
                         None if b is None else t64(b), 1e-5)
-    close(ck.layer_norm(x, w, b, 1e-5), want, rtol=1e-5, atol=2e-6)
+    close(ka.layer_norm(x, w, b, 1e-5), want, rtol=1e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("cols", [*SIZES, 4096])
 def test_rms_norm(cols):
     x, w = rnd(7, cols, seed=38, scale=3), rnd(cols, seed=39)
     want = t64(x) * torch.rsqrt(t64(x).pow(2).mean(-1, keepdim=True) + 1e-6) * t64(w)
-    close(ck.rms_norm(x, w, 1e-6), want, rtol=1e-5, atol=2e-6)
-    close(ck.rms_norm(x, None, 1e-6), want / t64(w), rtol=1e-5, atol=2e-6)
+    close(ka.rms_norm(x, w, 1e-6), want, rtol=1e-5, atol=2e-6)
+    close(ka.rms_norm(x, None, 1e-6), want / t64(w), rtol=1e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("op", ["sum", "mean", "max"])
@@ -351,17 +352,17 @@ def test_rms_norm(cols):
 def test_reduce(op, axis):
     x = rnd(7, 33, 129, seed=40)
     fn = {"sum": torch.sum, "mean": torch.mean, "max": lambda t, d: torch.amax(t, d)}[op]
-    close(ck.reduce(op, x, axis), fn(t64(x), axis), rtol=1e-5, atol=1e-5)
+    close(ka.reduce(op, x, axis), fn(t64(x), axis), rtol=1e-5, atol=1e-5)
 
 
 def test_embedding():
     table = rnd(50, 33, seed=41)
     idx = np.array([[0, 49, 7], [7, 3, 1]], np.int64)
-    np.testing.assert_array_equal(ck.embedding(table, idx), table[idx])
+    np.testing.assert_array_equal(ka.embedding(table, idx), table[idx])
     with pytest.raises(ck.KernelError, match="INDEX"):
-        ck.embedding(table, np.array([50], np.int64))
+        ka.embedding(table, np.array([50], np.int64))
     with pytest.raises(ck.KernelError):
-        ck.embedding(table, np.array([-1], np.int64))
+        ka.embedding(table, np.array([-1], np.int64))
 
 
 def rotate_half(x):
@@ -376,7 +377,7 @@ def test_rope(s, d):
     ang = np.concatenate([ang, ang], -1)
     cos, sin = np.cos(ang), np.sin(ang)
     want = t64(x) * t64(cos) + rotate_half(t64(x)) * t64(sin)
-    close(ck.rope(x, cos, sin), want, rtol=1e-5, atol=1e-6)
+    close(ka.rope(x, cos, sin), want, rtol=1e-5, atol=1e-6)
 
 
 # -- attention ---------------------------------------------------------------------------
@@ -413,7 +414,7 @@ ATT_SHAPES = [(1, 12, 12, 32, 32, 64), (2, 8, 2, 7, 33, 16), (1, 4, 1, 1, 129, 6
 def test_attention(shape, causal):
     b, hq, hkv, s, t, d = shape
     q, k, v = rnd(b, hq, s, d, seed=44), rnd(b, hkv, t, d, seed=45), rnd(b, hkv, t, d, seed=46)
-    close(ck.attention(q, k, v, causal=causal), sdpa_ref(q, k, v, causal=causal), rtol=1e-4,
+    close(ka.attention(q, k, v, causal=causal), sdpa_ref(q, k, v, causal=causal), rtol=1e-4,
           atol=1e-5)
 
 
@@ -421,7 +422,7 @@ def test_attention_matches_torch_sdpa():
     """Same as torch's own SDPA (square causal, where its alignment agrees)."""
     q, k, v = rnd(2, 4, 33, 64, seed=47), rnd(2, 4, 33, 64, seed=48), rnd(2, 4, 33, 64, seed=49)
     want = F.scaled_dot_product_attention(*map(torch.from_numpy, (q, k, v)), is_causal=True)
-    close(ck.attention(q, k, v, causal=True), want, rtol=1e-4, atol=1e-5)
+    close(ka.attention(q, k, v, causal=True), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["bool", "add"])
@@ -432,19 +433,19 @@ def test_attention_mask(kind, mshape):
     shp = {"st": (s, t), "b11t": (b, 1, 1, t), "bhst": (b, hq, s, t)}[mshape]
     r = rnd(*shp, seed=53)
     mask = (r > -0.5) if kind == "bool" else np.where(r > -0.5, r, -np.inf).astype(np.float32)
-    close(ck.attention(q, k, v, mask), sdpa_ref(q, k, v, mask), rtol=1e-4, atol=1e-5)
+    close(ka.attention(q, k, v, mask), sdpa_ref(q, k, v, mask), rtol=1e-4, atol=1e-5)
 
 
 def test_attention_fully_masked_rows_are_zero():
     q, k, v = rnd(1, 2, 4, 8, seed=54), rnd(1, 2, 6, 8, seed=55), rnd(1, 2, 6, 8, seed=56)
     mask = np.ones((4, 6), bool)
     mask[1] = False
-    got = ck.attention(q, k, v, mask)
+    got = ka.attention(q, k, v, mask)
     assert np.all(got[:, :, 1] == 0)
     close(got, sdpa_ref(q, k, v, mask), rtol=1e-4, atol=1e-5)
     # causal with more queries than keys: the first s - t rows see nothing
     q2 = rnd(1, 2, 9, 8, seed=57)
-    got = ck.attention(q2, k, v, causal=True)
+    got = ka.attention(q2, k, v, causal=True)
     assert np.all(got[:, :, :3] == 0)
     close(got, sdpa_ref(q2, k, v, causal=True), rtol=1e-4, atol=1e-5)
 
@@ -455,7 +456,7 @@ def test_attention_strided_views():
     qkv = rnd(b, s, 3, h, d, seed=58)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     assert not q.flags.c_contiguous
-    close(ck.attention(q, k, v, causal=True), sdpa_ref(q, k, v, causal=True), rtol=1e-4,
+    close(ka.attention(q, k, v, causal=True), sdpa_ref(q, k, v, causal=True), rtol=1e-4,
           atol=1e-5)
 
 
@@ -466,7 +467,7 @@ def test_attention_out_strides():
     attrs = {"b": b, "hq": hq, "hkv": 2, "s": s, "t": s, "d": d, "scale": 0.25, "causal": True,
              "mask_kind": "none", "mask_strides": (0, 0, 0, 0),
              "out_strides": (s * hq * d, d, hq * d, 1)}
-    got = ck.run_step("attention", attrs, [q, k, v], (b, s, hq, d))
+    got = ka.run_step("attention", attrs, [q, k, v], (b, s, hq, d))
     want = sdpa_ref(q, k, v, scale=0.25, causal=True).transpose(1, 2)
     close(got, want, rtol=1e-4, atol=1e-5)
 
@@ -482,9 +483,9 @@ def test_threads_identical():
     for n in (1, 2):
         ck.set_num_threads(n)
         assert ck.get_num_threads() == n
-        results.append([ck.unary("gelu", x), ck.softmax(x), ck.layer_norm(x, x[0], x[1]),
-                        ck.attention(q, k, v, causal=True), ck.binary("add", x, x[0]),
-                        ck.reduce("sum", x, 0), ck.gemm(x, w, prepacked=True), ck.gemm(x, w)])
+        results.append([ka.unary("gelu", x), ka.softmax(x), ka.layer_norm(x, x[0], x[1]),
+                        ka.attention(q, k, v, causal=True), ka.binary("add", x, x[0]),
+                        ka.reduce("sum", x, 0), ka.gemm(x, w, prepacked=True), ka.gemm(x, w)])
     for one, two in zip(results[0][:-1], results[1][:-1], strict=True):
         np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(results[0][-1], results[1][-1], rtol=1e-5, atol=1e-4)
@@ -500,7 +501,7 @@ def test_build_info():
 FALLBACK = textwrap.dedent("""
     import warnings
     import numpy as np
-    from perfcast.runtime import cbuild, ckernels, backend_c, codegen  # imports need no cc
+    from perfcast.runtime import cbuild, ckernels, ckernel_arrays, backend_c, codegen  # no cc
     assert not cbuild.available()
     reason = cbuild.unavailable_reason()
     assert "CC='/nonexistent/cc'" in reason and "NumPy" in reason, reason
