@@ -153,13 +153,14 @@ def _stored_rows(profile: Profile, results: Sequence[Any]) -> list[CompositeRow]
     by_net: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for r in results:
         by_net[(r.params["net"], int(r.params["seed"]))].append(r)
+    nets = {(n.name, seed): n for seed in {seed for _, seed in by_net}
+            for n in synthetic_nets(seed)}
     rows = []
     for (name, seed), measured in sorted(by_net.items()):
-        nets = {n.name: n for n in synthetic_nets(seed)}
-        if name not in nets:
+        if (name, seed) not in nets:
             raise ValueError(f"stored network {name!r} (seed {seed}) is not one this "
                              "perfcast generates: refit with the perfcast that measured it")
-        model, inputs = nets[name].build()
+        model, inputs = nets[(name, seed)].build()
         prepared = prepare(model, inputs, dtype="float32", name=name)
         for r in measured:
             t = int(r.params["threads"])
