@@ -21,6 +21,22 @@ typedef struct {
 } att_args;
 
 /* Generic path (any head dimension): one query row at a time. */
+/* Scores of query row i against keys j0 .. j0+nv-1: scaled, then the additive mask
+ * added or the boolean mask applied (masked-out keys get -inf). */
+static inline void scale_and_mask(const att_args* A, int64_t bi, int64_t h, int64_t i,
+                                  int64_t j0, int64_t nv, float scale, float* PC_R sc) {
+    for (int64_t j = 0; j < nv; j++) sc[j] *= scale;
+    const int64_t m3 = A->ms[3];
+    const int64_t at = bi * A->ms[0] + h * A->ms[1] + i * A->ms[2] + j0 * m3;
+    if (A->mask_kind == PC_MASK_ADD) {
+        const float* mr = (const float*)A->mask + at;
+        for (int64_t j = 0; j < nv; j++) sc[j] += mr[j * m3];
+    } else if (A->mask_kind == PC_MASK_BOOL) {
+        const uint8_t* mr = (const uint8_t*)A->mask + at;
+        for (int64_t j = 0; j < nv; j++) sc[j] = mr[j * m3] ? sc[j] : -INFINITY;
+    }
+}
+
 static void att_tile_generic(const att_args* A, int64_t bi, int64_t h, int64_t i0,
                              float* scratch) {
     const int64_t D = A->d, T = A->t, S = A->s;
@@ -65,19 +81,7 @@ static void att_tile_generic(const att_args* A, int64_t bi, int64_t h, int64_t i
                 const float* PC_R ktr = kt + dd * PC_BC;
                 for (int64_t j = 0; j < nv; j++) sc[j] += qv * ktr[j];
             }
-            const float scale = A->scale;
-            for (int64_t j = 0; j < nv; j++) sc[j] *= scale;
-            if (A->mask_kind == PC_MASK_ADD) {
-                const float* mr = (const float*)A->mask + bi * A->ms[0] + h * A->ms[1] +
-                                  i * A->ms[2] + j0 * A->ms[3];
-                const int64_t m3 = A->ms[3];
-                for (int64_t j = 0; j < nv; j++) sc[j] += mr[j * m3];
-            } else if (A->mask_kind == PC_MASK_BOOL) {
-                const uint8_t* mr = (const uint8_t*)A->mask + bi * A->ms[0] + h * A->ms[1] +
-                                    i * A->ms[2] + j0 * A->ms[3];
-                const int64_t m3 = A->ms[3];
-                for (int64_t j = 0; j < nv; j++) sc[j] = mr[j * m3] ? sc[j] : -INFINITY;
-            }
+            scale_and_mask(A, bi, h, i, j0, nv, A->scale, sc);
             float bmax = -INFINITY;
             #pragma omp simd reduction(max : bmax)
             for (int64_t j = 0; j < nv; j++) bmax = sc[j] > bmax ? sc[j] : bmax;
@@ -258,18 +262,7 @@ static void att_tile_fast(const att_args* A, int64_t bi, int64_t h, int64_t i0,
                 int64_t jmax = i + T - S;
                 nv = jmax < j0 ? 0 : (jmax - j0 + 1 < nk ? jmax - j0 + 1 : nk);
             }
-            for (int64_t j = 0; j < nv; j++) sr[j] *= scale;
-            if (A->mask_kind == PC_MASK_ADD) {
-                const float* mr = (const float*)A->mask + bi * A->ms[0] + h * A->ms[1] +
-                                  i * A->ms[2] + j0 * A->ms[3];
-                const int64_t m3 = A->ms[3];
-                for (int64_t j = 0; j < nv; j++) sr[j] += mr[j * m3];
-            } else if (A->mask_kind == PC_MASK_BOOL) {
-                const uint8_t* mr = (const uint8_t*)A->mask + bi * A->ms[0] + h * A->ms[1] +
-                                    i * A->ms[2] + j0 * A->ms[3];
-                const int64_t m3 = A->ms[3];
-                for (int64_t j = 0; j < nv; j++) sr[j] = mr[j * m3] ? sr[j] : -INFINITY;
-            }
+            scale_and_mask(A, bi, h, i, j0, nv, scale, sr);
             float bmax = -INFINITY;
             #pragma omp simd reduction(max : bmax)
             for (int64_t j = 0; j < nv; j++) bmax = sr[j] > bmax ? sr[j] : bmax;
