@@ -99,19 +99,19 @@ def profile_with(fit: CompositeFit | None) -> Profile:
     return dataclasses.replace(profile, composite={} if fit is None else {1: fit})
 
 
-def test_estimator_applies_group_factor_and_fitted_overhead() -> None:
+def test_estimator_does_not_apply_whole_network_factors() -> None:
+    """The per-group factors stay a check on synthetic networks: they did not carry over
+    to unseen models (docs/calibrate.md), so estimates use the microbenchmark fit alone."""
     fit = CompositeFit({**{g: 1.0 for g in GROUPS}, "gemm": 2.0}, 7e-6, 10, 0.05, 0.3)
     local = detect_local()
     gemm = Kernel("k", (), Category.GEMM, 1e9, 1e6, "float32", "m")
     add = Kernel("k", (), Category.ELEMENTWISE, 1e5, 1e6, "float32", "m")
     base_spec, base_eff = apply_profile(local, profile_with(None), 1)
     spec, eff = apply_profile(local, profile_with(fit), 1)
-    assert spec.launch_overhead_s.value == 7e-6
-    for k, factor in ((gemm, 2.0), (add, 1.0)):
-        before = estimate_kernel(k, base_spec, base_eff)
-        after = estimate_kernel(k, spec, eff)
-        busy_before = before.time_s - before.overhead_s
-        assert after.time_s - after.overhead_s == pytest.approx(factor * busy_before)
+    assert spec.launch_overhead_s.value == base_spec.launch_overhead_s.value
+    for k in (gemm, add):
+        same = estimate_kernel(k, base_spec, base_eff).time_s
+        assert estimate_kernel(k, spec, eff).time_s == same
 
 
 def test_profile_round_trip_and_bad_composite(tmp_path) -> None:

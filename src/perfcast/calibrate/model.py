@@ -1,22 +1,30 @@
 """Estimate with a calibration profile: an EfficiencyModel and a spec with measured overhead.
 
-With :func:`apply_profile`, the roofline estimator's time becomes
-``overhead + scale[group] * max(flops / rate_compute(flops), bytes / rate_memory(bytes))``,
-the rates read from the profile's curves, the group scale and the per-kernel overhead
-from its whole-network fit when it has one for the thread count (1 and the
-microbenchmark overhead otherwise).
+With :func:`apply_profile`, a kernel's time is the eager per-layer overhead plus its busy
+time: for GEMMs and convolutions with known dimensions, the profile's shape model
+(:mod:`perfcast.calibrate.shape_model`); for GEMVs and depthwise convolutions, their
+bytes over the category's memory curve; for elementwise ops, the larger of their bytes
+over the memory curve and their elements times the op's measured per-element cost;
+otherwise ``max(flops / rate(flops), bytes / rate(bytes))`` from the curves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
-from perfcast.calibrate.composite import CompositeFit, group_of
 from perfcast.calibrate.curve import Curve
-from perfcast.calibrate.profile import COMPUTE_CATEGORIES, MEMORY_CATEGORIES, POOLED, Profile
+from perfcast.calibrate.profile import (
+    COMPUTE_CATEGORIES,
+    MEMORY_CATEGORIES,
+    POOLED,
+    Profile,
+    stream_curve,
+)
+from perfcast.calibrate.shape_model import streams
 from perfcast.estimate.efficiency import Confidence, Efficiency
 from perfcast.estimate.roofline import peak_for
 from perfcast.hardware import HardwareSpec
@@ -24,6 +32,7 @@ from perfcast.ir.dtypes import canonical
 from perfcast.ir.tensor import Dim
 from perfcast.passes import Kernel
 
+_T = TypeVar("_T")
 FALLBACK_DTYPE = "float32"  # curves used, at THEORETICAL confidence, for an unmeasured dtype
 _ONE_LEVEL_DOWN = {
     Confidence.CALIBRATED: Confidence.INTERPOLATED,
@@ -58,16 +67,23 @@ class CalibratedEfficiency:
     profile: Profile
     threads: int
     foreign: bool = False  # profile from another environment: confidences drop one level
+    # Bytes of the model's weights: every forward streams all of them through the caches,
+    # so a GEMM's or convolution's operands come from the memory level that holds this
+    # many bytes, not from the level its own bytes would fit in (0: the kernel's own).
+    weights_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
+    def for_weights(self, weights_bytes: float) -> CalibratedEfficiency:
+        """This model for a network holding ``weights_bytes`` of weights."""
+        return replace(self, weights_bytes=float(weights_bytes))
+
     def __call__(self, kernel: Kernel, hardware: HardwareSpec) -> Efficiency:
         category = str(kernel.category) if kernel.category is not None else None
         if category not in (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES):
             return Efficiency(1.0, 1.0, Confidence.THEORETICAL)
-        scale = self._scale(group_of(category, kernel.flops, kernel.bytes))
         dtype = canonical(kernel.dtype)
         levels = []
         compute: Dim = 1.0
@@ -80,23 +96,69 @@ class CalibratedEfficiency:
                                  scale=False)
         memory = 1.0 if rate is None else rate / hardware.memory_bandwidth
         levels.append(level)
+        if category == "elementwise":
+            compute = self._element_compute(kernel, hardware, dtype, compute)
         confidence = Confidence.weakest(levels)
+        if category in ("gemm", "conv") and kernel.shape is not None:
+            shaped = self._shaped(kernel, hardware, category, dtype)
+            if shaped is not None:
+                flows = streams(category, kernel.shape)  # GEMV, depthwise: the memory curve
+                compute = np.where(flows, compute, shaped.compute)
+                memory = np.where(flows, memory, shaped.memory)
+                compute, memory = (float(x) if np.ndim(x) == 0 else x for x in (compute, memory))
+                if not np.all(flows):
+                    confidence = shaped.confidence if not np.any(flows) else \
+                        Confidence.weakest([confidence, shaped.confidence])
         if self.foreign:
             confidence = _ONE_LEVEL_DOWN.get(confidence, confidence)
-        return Efficiency(compute / scale, memory / scale, confidence)
+        return Efficiency(compute, memory, confidence)
 
-    def _composite(self) -> CompositeFit | None:
-        if not self.profile.composite:
+    def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
+                dtype: str) -> Efficiency | None:
+        """Efficiencies that make the roofline's max() equal the shape model's busy time."""
+        found = self._lookup(self.profile.shape, category, dtype)
+        if found is None:
             return None
-        return self.profile.composite[_nearest(self.profile.composite, self.threads)]
+        model, t, cap = found
+        bandwidth = stream_curve(self.profile.memory, category, dtype, t)
+        if bandwidth is None:
+            return None
+        shape = kernel.shape
+        assert shape is not None
+        arithmetic, moving = model.busy_s(shape.m, shape.n, shape.k, kernel.flops, kernel.bytes,
+                                          bandwidth, footprint=self.weights_bytes)
+        busy = (arithmetic + moving) * t / self.threads  # threads scale linearly off-profile
+        levels = [cap, _weakest(model.confidence(shape.m, shape.n, shape.k))]
+        if t != self.threads:
+            levels.append(Confidence.INTERPOLATED)
+        compute = kernel.flops / (peak_for(kernel, hardware) * busy)
+        memory = kernel.bytes / (hardware.memory_bandwidth * np.maximum(busy, 1e-30)) \
+            if np.any(kernel.bytes) else 1.0
+        return Efficiency(compute, np.maximum(memory, 1e-12), Confidence.weakest(levels))
 
-    def _scale(self, group: str | np.ndarray) -> float | np.ndarray:
-        fit = self._composite()
-        if fit is None:
-            return 1.0
-        if isinstance(group, np.ndarray):  # a sweep: one group per point
-            return np.vectorize(lambda g: fit.scale.get(g, 1.0), otypes=[float])(group)
-        return fit.scale.get(group, 1.0)
+    def _element_compute(self, kernel: Kernel, hardware: HardwareSpec, dtype: str,
+                         default: Dim) -> Dim:
+        """Compute efficiency of an elementwise kernel from its ops' per-element costs."""
+        seconds: Dim = 0.0
+        for kind, count in kernel.elements:
+            found = self._lookup(self.profile.element_cost, kind, dtype)
+            if found is not None:
+                cost, t, _ = found
+                seconds = seconds + count * cost * t / self.threads
+        if not np.any(seconds) or not np.all(kernel.flops):
+            return default
+        return kernel.flops / (peak_for(kernel, hardware) * seconds)
+
+    def _lookup(self, table: Mapping[tuple[str, str, int], _T], name: str,
+                dtype: str) -> tuple[_T, int, Confidence] | None:
+        """``table``'s entry for ``name`` at ``dtype`` (else float32, THEORETICAL) and the
+        nearest thread count: (entry, its threads, the confidence cap)."""
+        for d, cap in ((dtype, Confidence.CALIBRATED), (FALLBACK_DTYPE, Confidence.THEORETICAL)):
+            threads = [t for c, dt, t in table if c == name and dt == d]
+            if threads:
+                t = _nearest(threads, self.threads)
+                return table[(name, d, t)], t, cap
+        return None
 
     def _rate(self, table: Mapping[tuple[str, str, int], Curve], categories: tuple[str, ...],
               dtype: str, work: Dim, *, scale: bool) -> tuple[Dim | None, Confidence]:
@@ -124,25 +186,20 @@ def apply_profile(spec: HardwareSpec, profile: Profile, threads: int, *,
                   foreign: bool = False) -> tuple[HardwareSpec, CalibratedEfficiency]:
     """``spec`` with the profile's per-kernel overhead at ``threads``, and the efficiency model.
 
-    The overhead comes from the nearest thread count the profile measured: the
-    whole-network fit's where there is one, else the microbenchmark median.
+    The overhead is the profile's median eager-layer cost at the nearest thread count
+    it measured.
     """
     model = CalibratedEfficiency(profile, threads, foreign)
     if not profile.overhead_s:
         raise ValueError(f"profile {profile.hardware_key!r} has no overhead measurements")
-    if profile.composite:
-        t = _nearest(profile.composite, threads)
-        overhead, what = profile.composite[t].overhead_s, "whole-network fit of the per-kernel"
-    else:
-        t = _nearest(profile.overhead_s, threads)
-        overhead, what = profile.overhead_s[t], "median per-kernel"
-    note = (f"{what} overhead at {t} threads from calibration profile "
+    t = _nearest(profile.overhead_s, threads)
+    note = (f"per-kernel overhead of an eager layer at {t} threads from calibration profile "
             f"{profile.hardware_key} ({profile.created_at})")
     if t != threads:
         note += f", the nearest to the {threads} threads asked for"
     data = spec.model_dump()
     data["sources"].setdefault("measured", {"title": "measured on this machine by perfcast"})
-    data["launch_overhead_s"] = {"value": overhead, "source": "measured",
+    data["launch_overhead_s"] = {"value": profile.overhead_s[t], "source": "measured",
                                  "note": note}
     return HardwareSpec.model_validate(data), model
 

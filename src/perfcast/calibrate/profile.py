@@ -23,16 +23,30 @@ import yaml
 
 from perfcast.calibrate.composite import CompositeFit
 from perfcast.calibrate.curve import Curve, fit_curve
+from perfcast.calibrate.shape_model import (
+    MIN_POINTS,
+    ShapeModel,
+    ShapeSample,
+    fit_shape_model,
+    point_shape,
+    streams,
+)
 from perfcast.ir.dtypes import canonical
 
-PROFILE_SCHEMA = 2
+PROFILE_SCHEMA = 3
 COMPUTE_CATEGORIES = ("gemm", "conv", "attention")
 MEMORY_CATEGORIES = ("elementwise", "reduction", "norm", "data_movement", "embedding")
-OVERHEAD = "overhead"
+OVERHEAD = "overhead"  # dispatch of one op called directly: subtracted before fitting
+LAYER_OVERHEAD = "layer_overhead"  # one eager layer (module call + op): charged per kernel
 POOLED = "*"  # memory curve of all memory-bound points of one (dtype, threads)
-CATEGORIES = (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES, OVERHEAD)
+CATEGORIES = (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES, OVERHEAD, LAYER_OVERHEAD)
 FIELDS = ("schema", "hardware_key", "fingerprint", "environment", "perfcast_version",
-          "created_at", "overhead_s", "compute", "memory", "composite")
+          "created_at", "overhead_s", "compute", "memory", "shape", "element_cost", "composite")
+# Elementwise ops that stream at the bandwidth their bytes allow: their points fit the
+# elementwise memory curve; every other measured op gets a per-element cost instead.
+STREAMING_ELEMENTWISE = frozenset({"add", "mul"})
+# A costly op's per-element cost is read off sizes that fit in cache (elements <= this).
+ELEMENT_COST_MAX_NUMEL = 1 << 19
 
 CurveKey = tuple[str, str, int]
 
@@ -78,9 +92,13 @@ class Profile:
     environment: dict[str, Any]
     perfcast_version: str
     created_at: str  # UTC, ISO 8601
-    overhead_s: dict[int, float]  # threads -> fixed per-kernel cost
+    overhead_s: dict[int, float]  # threads -> fixed per-kernel cost of an eager layer
     compute: dict[CurveKey, Curve]  # (category, dtype, threads) -> FLOP/s vs FLOPs
     memory: dict[CurveKey, Curve]  # (category or "*", dtype, threads) -> bytes/s vs bytes
+    # (gemm | conv, dtype, threads) -> busy seconds vs M, N, K and bytes
+    shape: dict[CurveKey, ShapeModel] = field(default_factory=dict)
+    # (elementwise op kind, dtype, threads) -> seconds per output element
+    element_cost: dict[CurveKey, float] = field(default_factory=dict)
     composite: dict[int, CompositeFit] = field(default_factory=dict)  # threads -> fit
 
     def threads_available(self) -> list[int]:
@@ -100,6 +118,8 @@ class Profile:
             "overhead_s": {str(t): v for t, v in sorted(self.overhead_s.items())},
             "compute": _curves_to_dict(self.compute),
             "memory": _curves_to_dict(self.memory),
+            "shape": {_key_str(k): m.to_dict() for k, m in sorted(self.shape.items())},
+            "element_cost": {_key_str(k): c for k, c in sorted(self.element_cost.items())},
             "composite": {str(t): f.to_dict() for t, f in sorted(self.composite.items())},
         }
 
@@ -126,6 +146,8 @@ class Profile:
             overhead_s=_overheads_from_dict(d["overhead_s"]),
             compute=_curves_from_dict("compute", d["compute"]),
             memory=_curves_from_dict("memory", d["memory"]),
+            shape=_shape_models_from_dict(d["shape"]),
+            element_cost=_element_costs_from_dict(d["element_cost"]),
             composite=_composite_from_dict(d["composite"]),
         )
 
@@ -173,19 +195,28 @@ MEMORY_BOUND_INTENSITY = 4.0
 
 def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, fingerprint: str,
                 environment: dict[str, Any], perfcast_version: str) -> Profile:
-    """Fit a profile: median overhead per thread count, then one curve per key.
+    """Fit a profile: median overhead per thread count, curves, shape models, op costs.
 
-    Matrix categories get a compute curve from their compute-heavy points and a memory
-    curve of their own from their streaming points (intensity <= MEMORY_BOUND_INTENSITY).
+    GEMM and convolution points fit a shape model per (category, dtype, threads), and a
+    compute curve (for kernels without known dimensions); GEMVs and depthwise
+    convolutions, which stream their operands, fit the category's memory curve instead,
+    as do attention points at intensity <= MEMORY_BOUND_INTENSITY. Costly elementwise
+    ops (not STREAMING_ELEMENTWISE) get a per-element cost rather than a curve.
     """
     if not points:
         raise ValueError("no calibration points")
-    overhead_s = _overheads(points)
+    overhead_s = _overheads(points, OVERHEAD)  # what the microbenchmarks' timings include
+    layer_s = _overheads(points, LAYER_OVERHEAD) if any(
+        p.category == LAYER_OVERHEAD for p in points) else overhead_s
     matrix = [p for p in points if p.category in COMPUTE_CATEGORIES]
-    streaming = [p for p in matrix if 0 < p.flops <= MEMORY_BOUND_INTENSITY * p.bytes]
+    streaming = [p for p in matrix if _streams(p)]
     compute = [p for p in matrix if p not in streaming]
-    memory = [p for p in points if p.category in MEMORY_CATEGORIES]
+    costly = [p for p in points if p.category == "elementwise"
+              and p.params.get("op", "add") not in STREAMING_ELEMENTWISE]
+    memory = [p for p in points if p.category in MEMORY_CATEGORIES and p not in costly]
     pooled = [(POOLED, p) for p in memory]
+    curves = _fit_curves([*((p.category, p) for p in [*memory, *streaming]), *pooled],
+                         "bytes", overhead_s)
     return Profile(
         schema=PROFILE_SCHEMA,
         hardware_key=hardware_key,
@@ -193,23 +224,71 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
         environment=environment,
         perfcast_version=perfcast_version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        overhead_s=overhead_s,
+        overhead_s=layer_s,
         compute=_fit_curves([(p.category, p) for p in compute], "flops", overhead_s),
-        memory=_fit_curves([*((p.category, p) for p in [*memory, *streaming]), *pooled],
-                           "bytes", overhead_s),
+        memory=curves,
+        shape=_fit_shape_models(compute, overhead_s, curves),
+        element_cost=_element_costs(costly, overhead_s),
     )
 
 
-def _overheads(points: Sequence[CalibrationPoint]) -> dict[int, float]:
-    """Median seconds of the overhead points per thread count; every count needs some."""
+def stream_curve(curves: dict[CurveKey, Curve], category: str, dtype: str,
+                 threads: int) -> Curve | None:
+    """The curve a shape model's memory term reads: the category's own streaming curve
+    (GEMVs for gemm, depthwise convolutions for conv) at ``threads``, else the pooled
+    memory curve of ``dtype`` (None when there is neither)."""
+    return curves.get((category, dtype, threads)) or curves.get((POOLED, dtype, threads))
+
+
+def _streams(p: CalibrationPoint) -> bool:
+    shape = point_shape(p.category, p.params)
+    if shape is not None:
+        return bool(streams(p.category, shape))
+    return 0 < p.flops <= MEMORY_BOUND_INTENSITY * p.bytes
+
+
+def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, float],
+                      curves: dict[CurveKey, Curve]) -> dict[CurveKey, ShapeModel]:
+    groups: dict[CurveKey, list[ShapeSample]] = defaultdict(list)
+    for p in points:
+        shape = point_shape(p.category, p.params)
+        if shape is not None:
+            groups[(p.category, p.dtype, p.threads)].append(ShapeSample(
+                shape.batch, shape.m, shape.n, shape.k, p.flops, p.bytes, p.seconds))
+    models = {}
+    for key, samples in sorted(groups.items()):
+        bandwidth = stream_curve(curves, key[0], key[1], key[2])
+        if len(samples) < MIN_POINTS or bandwidth is None:
+            continue  # too few shapes: kernels of this key use the compute curve
+        models[key] = fit_shape_model(samples, overhead_s=overhead_s[key[2]],
+                                      bandwidth=bandwidth)
+    return models
+
+
+def _element_costs(points: Sequence[CalibrationPoint],
+                   overhead_s: dict[int, float]) -> dict[CurveKey, float]:
+    """Median seconds per element of each costly op, from its in-cache sizes."""
+    costs: dict[CurveKey, list[float]] = defaultdict(list)
+    for p in points:
+        numel = p.params.get("numel")
+        if numel and int(numel) <= ELEMENT_COST_MAX_NUMEL:
+            busy = max(p.seconds - overhead_s[p.threads], 0.05 * p.seconds)
+            costs[(str(p.params["op"]), p.dtype, p.threads)].append(busy / int(numel))
+    return {key: float(np.median(c)) for key, c in sorted(costs.items())}
+
+
+def _overheads(points: Sequence[CalibrationPoint], category: str) -> dict[int, float]:
+    """Median seconds of the ``category`` overhead points per thread count; every count
+    that has other points needs some."""
     seconds: dict[int, list[float]] = defaultdict(list)
     for p in points:
-        if p.category == OVERHEAD:
+        if p.category == category:
             seconds[p.threads].append(p.seconds)
     lacking = sorted({p.threads for p in points} - set(seconds))
     if lacking:
-        raise ValueError(f"no overhead points for threads {lacking}: run the launch-overhead "
-                         "benchmark at every thread count that has other points")
+        raise ValueError(f"no {category} points for threads {lacking}: run the "
+                         f"{'launch' if category == OVERHEAD else 'module'}-overhead benchmark "
+                         "at every thread count that has other points")
     return {t: float(np.median(s)) for t, s in sorted(seconds.items())}
 
 
@@ -263,6 +342,44 @@ def _overheads_from_dict(d: Any) -> dict[int, float]:
     if bad:
         raise ProfileError(f"profile overhead_s must be finite and > 0, got {bad}")
     return overheads
+
+
+def _shape_models_from_dict(d: Any) -> dict[CurveKey, ShapeModel]:
+    if not isinstance(d, dict):
+        raise ProfileError("profile shape must be a mapping of shape models")
+    models = {}
+    for text, model in d.items():
+        key = _parse_key("shape", text)
+        try:
+            models[key] = ShapeModel.from_dict(model)
+        except ValueError as exc:
+            raise ProfileError(f"profile shape model {text!r}: {exc}") from None
+    return models
+
+
+def _element_costs_from_dict(d: Any) -> dict[CurveKey, float]:
+    if not isinstance(d, dict):
+        raise ProfileError("profile element_cost must be a mapping of op costs")
+    costs = {}
+    for text, cost in d.items():
+        key = _parse_key("element_cost", text)
+        try:
+            value = float(cost)
+        except (TypeError, ValueError):
+            raise ProfileError(f"profile element_cost {text!r} is not a number: "
+                               f"{cost!r}") from None
+        if not (np.isfinite(value) and value > 0):
+            raise ProfileError(f"profile element_cost {text!r} must be finite and > 0, "
+                               f"got {value}")
+        costs[key] = value
+    return costs
+
+
+def _parse_key(section: str, text: Any) -> CurveKey:
+    parts = str(text).split("/")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ProfileError(f"profile {section} key {text!r} is not 'name/dtype/threads'")
+    return parts[0], parts[1], int(parts[2])
 
 
 def _composite_from_dict(d: Any) -> dict[int, CompositeFit]:

@@ -25,7 +25,13 @@ from perfcast.bench.environment import capture_environment
 from perfcast.bench.stats import StopRule
 from perfcast.bench.timer import measure
 from perfcast.calibrate.composite import MIN_NETS, CompositeFit, CompositeRow, fit_composite
-from perfcast.calibrate.profile import CalibrationPoint, Profile, fit_profile
+from perfcast.calibrate.profile import (
+    LAYER_OVERHEAD,
+    OVERHEAD,
+    CalibrationPoint,
+    Profile,
+    fit_profile,
+)
 from perfcast.calibrate.sampler import INITIAL_POINTS, Family, families, next_size
 from perfcast.store import Store
 
@@ -33,8 +39,9 @@ PROFILE_NAME = "cpu"
 POINT_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=0.25)
 NET_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=1.0)
 OVERHEAD_TARGET = "micro:launch-overhead"
+LAYER_TARGET = "micro:module-overhead"
 COMPOSITE_TARGET = "calibrate:composite"
-COMPOSITE_SHARE = 0.4  # of the budget, for the whole-network stage
+COMPOSITE_SHARE = 0.25  # of the budget, for the whole-network check
 COMPOSITE_SEED = 0
 
 
@@ -214,7 +221,8 @@ class _Sampler:
 
     def sweep(self, threads: int, dtypes: list[str], until_s: float) -> None:
         """Overhead first, then a coarse pass over every family, then refinement."""
-        self.measure(OVERHEAD_TARGET, "overhead", {}, "float32", threads)
+        self.measure(OVERHEAD_TARGET, OVERHEAD, {}, "float32", threads)
+        self.measure(LAYER_TARGET, LAYER_OVERHEAD, {}, "float32", threads)
         seen: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
         groups = [(f, d) for f in families() for d in dtypes]
         starts = [(f, d, f.initial_sizes()) for f, d in groups]

@@ -17,6 +17,9 @@ from typing import Any
 
 COMPUTE_CATEGORIES = frozenset({"gemm", "conv", "attention"})
 INITIAL_POINTS = 4
+# Elementwise ops timed for a per-element cost of their own (the others stream at the
+# bandwidth ``add`` measures); names as in the micro suite and the IR.
+COSTLY_ELEMENTWISE = ("tanh", "exp", "erf", "gelu", "sigmoid", "silu", "div", "rsqrt")
 
 
 @dataclass(frozen=True)
@@ -51,31 +54,52 @@ def families() -> list[Family]:
         return lambda v, d: {"batch": 1, "heads": 12, "head_dim": 64, "seq": v,
                              "causal": causal, "dtype": d}
 
+    def elementwise(op: str) -> Callable[[int, str], dict[str, Any]]:
+        return lambda v, d: {"op": op, "numel": v, "dtype": d}
+
     def linear(nk: str) -> Callable[[int, str], dict[str, Any]]:
         return lambda v, d: {"m": v, "nk": nk, "dtype": d}
 
     return [
         Family("gemm-square", "micro:gemm", "gemm", 16, 1536,
                lambda v, d: {"n": v, "dtype": d}),
-        Family("linear-768x768", "micro:gemm-skinny", "gemm", 1, 2048, linear("768x768")),
-        Family("linear-3072x768", "micro:gemm-skinny", "gemm", 1, 2048, linear("3072x768")),
-        Family("linear-768x3072", "micro:gemm-skinny", "gemm", 1, 2048, linear("768x3072")),
+        # Rows of a linear layer (M) at three weight shapes, from a GEMV (m=1) up.
+        Family("linear-640x640", "micro:gemm-skinny", "gemm", 1, 2048, linear("640x640")),
+        Family("linear-2560x640", "micro:gemm-skinny", "gemm", 1, 2048, linear("2560x640")),
+        Family("linear-640x2560", "micro:gemm-skinny", "gemm", 1, 2048, linear("640x2560")),
+        # Few rows against a weight from L2-sized to far past the last-level cache.
+        Family("linear-m6-n", "micro:gemm-skinny", "gemm", 256, 32768,
+               lambda v, d: {"m": 6, "nk": f"{v}x1280", "dtype": d}),
+        Family("linear-m40-n", "micro:gemm-skinny", "gemm", 16, 65536,
+               lambda v, d: {"m": 40, "nk": f"{v}x640", "dtype": d}),
+        Family("linear-m40-k", "micro:gemm-skinny", "gemm", 16, 8192,
+               lambda v, d: {"m": 40, "nk": f"640x{v}", "dtype": d}),
+        Family("gemv-n", "micro:gemm-skinny", "gemm", 64, 65536,
+               lambda v, d: {"m": 1, "nk": f"{v}x640", "dtype": d}),
         Family("bmm-12", "micro:gemm-batched", "gemm", 16, 512,
                lambda v, d: {"batch": 12, "n": v, "dtype": d}),
         Family("conv3x3-28", "micro:conv2d", "conv", 8, 384,
                lambda v, d: {"shape": _conv(v, v, 28, 3), "batch": 1, "dtype": d}),
+        Family("conv3x3-spatial", "micro:conv2d", "conv", 6, 120,
+               lambda v, d: {"shape": _conv(40, 40, v, 3), "batch": 1, "dtype": d}),
+        Family("conv3x3-widen", "micro:conv2d", "conv", 8, 320,
+               lambda v, d: {"shape": _conv(v, 2 * v, 20, 3), "batch": 1, "dtype": d}),
         Family("conv1x1-14", "micro:conv2d", "conv", 16, 1024,
                lambda v, d: {"shape": _conv(v, v, 14, 1), "batch": 1, "dtype": d}),
+        Family("conv1x1-spatial", "micro:conv2d", "conv", 4, 96,
+               lambda v, d: {"shape": _conv(96, 192, v, 1), "batch": 1, "dtype": d}),
         Family("conv7x7-stem", "micro:conv2d", "conv", 32, 224,
                lambda v, d: {"shape": _conv(3, 64, v, 7, 2), "batch": 1, "dtype": d}),
+        Family("conv3x3-rgb", "micro:conv2d", "conv", 12, 160,
+               lambda v, d: {"shape": _conv(3, 20, v, 3), "batch": 1, "dtype": d}),
         Family("conv-depthwise", "micro:conv2d", "conv", 16, 512,
                lambda v, d: {"shape": _conv(v, v, 28, 3, 1, v), "batch": 1, "dtype": d}),
         Family("attention", "micro:attention", "attention", 16, 1024, attention(False)),
         Family("attention-causal", "micro:attention", "attention", 16, 1024, attention(True)),
         Family("add", "micro:elementwise", "elementwise", 1 << 10, 1 << 24,
                lambda v, d: {"op": "add", "numel": v, "dtype": d}),
-        Family("gelu", "micro:elementwise", "elementwise", 1 << 10, 1 << 24,
-               lambda v, d: {"op": "gelu", "numel": v, "dtype": d}),
+        *(Family(op, "micro:elementwise", "elementwise", 1 << 14, 1 << 19, elementwise(op))
+          for op in COSTLY_ELEMENTWISE),
         Family("sum-last-dim", "micro:reduction", "reduction", 1 << 10, 1 << 24,
                lambda v, d: {"kind": "last-dim", "numel": v, "dtype": d}),
         Family("softmax-128", "micro:softmax", "reduction", 1, 16384,

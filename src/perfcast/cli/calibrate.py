@@ -102,6 +102,10 @@ def calibrate(
                "overhead_s": {str(k): v for k, v in result.profile.overhead_s.items()},
                "curves": sorted({"/".join(map(str, key)) for key in
                                  [*result.profile.compute, *result.profile.memory]}),
+               "shape_models": {"/".join(map(str, k)): m.to_dict()
+                                for k, m in result.profile.shape.items()},
+               "element_cost_s": {"/".join(map(str, k)): c
+                                  for k, c in result.profile.element_cost.items()},
                "composite": {str(t): f.to_dict() for t, f in result.profile.composite.items()}}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -111,13 +115,23 @@ def calibrate(
               f"{result.elapsed_s:.0f} s (run {result.run_id})")
     out.print("per-kernel overhead: " + ", ".join(
         f"{t} thread(s) {v * 1e6:.1f} µs" for t, v in result.profile.overhead_s.items()))
+    for key, model in result.profile.shape.items():
+        name = "/".join(map(str, key))
+        out.print(f"{name} shape model: {model.rate / 1e9:.0f} GFLOP/s with full tiles, "
+                  f"half-full at M={model.half_m:.1f} N={model.half_n:.1f} "
+                  f"K={model.half_k:.1f}, packing x{model.memory_weight:.2f} of streaming; "
+                  f"RMS error {model.rel_rmse:.0%} on {model.n_points} shapes")
+    costs = ", ".join(f"{'/'.join(map(str, k))} {c * 1e9:.2f} ns"
+                      for k, c in result.profile.element_cost.items())
+    if costs:
+        out.print(f"per-element cost: {costs}")
     for t, fit in result.profile.composite.items():
         factors = ", ".join(f"{g} ×{v:.2f}" for g, v in fit.scale.items())
-        out.print(f"whole-network fit, {t} thread(s), {fit.n_nets} networks: {factors}, "
-                  f"overhead {fit.overhead_s * 1e6:.1f} µs/kernel; RMS error on the networks "
-                  f"{fit.micro_rel_rmse:.0%} → {fit.rel_rmse:.0%}")
+        out.print(f"whole-network check, {t} thread(s), {fit.n_nets} synthetic networks: RMS "
+                  f"error of the estimate {fit.micro_rel_rmse:.0%}; per-group factors that "
+                  f"would fit them (not applied: see docs/calibrate.md): {factors}")
     if not result.profile.composite:
-        out.print("[yellow]no whole-network fit: the budget ended before enough synthetic "
+        out.print("[yellow]no whole-network check: the budget ended before enough synthetic "
                   "networks were measured (give a larger --budget)[/yellow]")
     out.print(f"{len(summary['curves'])} curves; profile v{result.version} stored and written "
               f"to {escape(str(result.profile_path))}")

@@ -55,6 +55,8 @@ def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
     fusion = get_target(target)
     graph = prepared.graph_for(fusion)
     eff = efficiency or TheoreticalEfficiency()
+    if hasattr(eff, "for_weights"):  # a calibrated model: where the weights stream from
+        eff = eff.for_weights(float(weight_bytes(graph)))
     kernels = partition(graph, fusion)
     estimates = [estimate_kernel(k, hw, eff, allow_tf32) for k in kernels]
     energy = [kernel_energy(e.kernel.flops, e.kernel.bytes, e.time_s, hw) for e in estimates]

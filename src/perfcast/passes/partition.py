@@ -15,6 +15,7 @@ import numpy as np
 from perfcast.ir import Category, Graph, Node
 from perfcast.ir.dtypes import FLOATING
 from perfcast.ir.tensor import Dim
+from perfcast.passes.kernel_shape import MatrixShape, element_counts, matrix_shape
 from perfcast.passes.targets import FusionTarget, get_target
 
 
@@ -29,6 +30,8 @@ class Kernel:
     bytes: Dim
     dtype: str  # the dtype its arithmetic runs in
     module: str
+    shape: MatrixShape | None = None  # GEMM dimensions of a GEMM or convolution kernel
+    elements: tuple[tuple[str, Dim], ...] = ()  # (op kind, elements) of its elementwise ops
 
     @property
     def op(self) -> str:
@@ -129,6 +132,8 @@ def _kernel(graph: Graph, index: int, nodes: list[Node], roots, readers, graph_o
         bytes=_clip_at_zero(nbytes - saved),
         dtype=_compute_dtype(graph, anchor),
         module=anchor.module,
+        shape=matrix_shape(graph, anchor) if not unknown else None,
+        elements=element_counts(graph, tuple(nodes)),
     )
 
 

@@ -242,20 +242,34 @@ class Attention(_Micro):
         return attention_work(batch, heads, seq, head_dim, self.dtype)
 
 
+# Elementwise ops the micro suite times: name -> (torch function name, inputs). The
+# transcendental ones cost many times an add per element on a CPU; calibration fits a
+# per-element cost for each.
+ELEMENTWISE_OPS = {"add": ("add", 2), "mul": ("mul", 2), "div": ("div", 2), "gelu": ("gelu", 1),
+                   "tanh": ("tanh", 1), "exp": ("exp", 1), "erf": ("erf", 1),
+                   "sigmoid": ("sigmoid", 1), "silu": ("silu", 1), "rsqrt": ("rsqrt", 1)}
+
+
 @register
 class Elementwise(_Micro):
     name = "elementwise"
     tags = ("calibration", "elementwise", "memory")
-    params: ClassVar = {"op": ["add", "mul", "gelu"], "numel": ELEMENT_COUNTS,
+    params: ClassVar = {"op": list(ELEMENTWISE_OPS), "numel": ELEMENT_COUNTS,
                         "dtype": ["float32"]}
-    description = ("Elementwise add, mul (two inputs) or gelu (one) into a preallocated "
-                   "output; flops count one per element, bytes every read and write")
+    description = ("One elementwise op (add, mul, div: two inputs; gelu, tanh, exp, erf, "
+                   "sigmoid, silu, rsqrt: one) into a preallocated output; flops count one "
+                   "per element, bytes every read and write")
 
     def build(self, op: str, numel: int, dtype: str) -> None:
         import torch
 
-        fn = {"add": torch.add, "mul": torch.mul, "gelu": torch.ops.aten.gelu.out}[op]
-        inputs = [self.randn(numel, seed=i) for i in range(1 if op == "gelu" else 2)]
+        if op not in ELEMENTWISE_OPS:
+            raise ValueError(f"elementwise op {op!r} is not one of {', '.join(ELEMENTWISE_OPS)}")
+        name, arity = ELEMENTWISE_OPS[op]
+        fn = getattr(torch.ops.aten, name).out
+        inputs = [self.randn(numel, seed=i) for i in range(arity)]
+        if op == "rsqrt":
+            inputs[0].abs_().add_(0.5)  # positive: a finite result for check()
         self.bind(fn, *inputs, out=self.empty(numel))
 
     def work(self) -> Work:
@@ -383,6 +397,28 @@ class LaunchOverhead(_Micro):
 
         x = self.randn(1)
         self.bind(torch.add, x, x, out=self.empty(1))
+
+    def work(self) -> Work:
+        return Work()
+
+
+@register
+class ModuleOverhead(_Micro):
+    name = "module-overhead"
+    tags = ("calibration", "overhead")
+    description = ("Fixed cost of one eager layer: a 1x1 nn.Linear module called on a "
+                   "one-element input (Python module call, dispatch, allocation)")
+
+    def build(self) -> None:
+        import torch
+
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(1, 1).to(torch_dtype(self.dtype)).eval().requires_grad_(False)
+        self.bind(layer, self.randn(1, 1))
+
+    def reference(self) -> torch.Tensor:
+        layer, x = self.fn, self.args[0]
+        return x.double() @ layer.weight.double().t() + layer.bias.double()
 
     def work(self) -> Work:
         return Work()

@@ -1,0 +1,203 @@
+"""Achieved GEMM and convolution time as a function of problem shape.
+
+A BLAS or oneDNN call on a CPU is not one rate per FLOP count: small M, N or K leave
+the register tiles partly empty, and with few rows (small M) the cost of packing the
+weight matrix, which grows with its bytes and with where it lives (cache or DRAM),
+is no longer hidden by the arithmetic. :class:`ShapeModel` writes that as
+
+    busy = flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k)) + w * bytes / bandwidth(bytes)
+
+with ``s(x, h) = x / (x + h)`` (the share of a tile of ``h`` that ``x`` fills, smoothly)
+and ``bandwidth`` the machine's measured streaming rate at that size. Its five
+parameters are fitted to microbenchmark timings in log space (relative error), with a
+robust loss so that a few noisy points do not drag the fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from perfcast.calibrate.curve import NEAR, Curve
+from perfcast.estimate.efficiency import Confidence
+from perfcast.ir.tensor import Dim
+from perfcast.passes.kernel_shape import MatrixShape
+
+MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
+_HALF_BOUNDS = (1e-3, 1e5)  # tile half-fill sizes h_m, h_n, h_k
+_WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w
+_LEVELS = (Confidence.CALIBRATED, Confidence.INTERPOLATED, Confidence.THEORETICAL)
+
+
+@dataclass(frozen=True)
+class ShapeSample:
+    """One measured GEMM-like call: its dimensions, work and median seconds."""
+
+    batch: float
+    m: float
+    n: float
+    k: float
+    flops: float
+    bytes: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ShapeModel:
+    """Fitted ``busy(M, N, K, bytes)`` of one (category, dtype, threads); see module doc."""
+
+    rate: float  # FLOP/s with every tile full
+    half_m: float
+    half_n: float
+    half_k: float
+    memory_weight: float
+    lo: tuple[float, float, float]  # smallest M, N, K measured
+    hi: tuple[float, float, float]  # largest M, N, K measured
+    n_points: int
+    rel_rmse: float  # RMS relative error of the fit on its own points
+
+    def __post_init__(self) -> None:
+        values = {"rate": self.rate, "half_m": self.half_m, "half_n": self.half_n,
+                  "half_k": self.half_k, "memory_weight": self.memory_weight}
+        bad = {k: v for k, v in values.items() if not (np.isfinite(v) and v > 0)}
+        if bad:
+            raise ValueError(f"shape model parameters must be finite and > 0, got {bad}")
+        if len(self.lo) != 3 or len(self.hi) != 3:
+            raise ValueError("shape model lo and hi must each hold M, N and K")
+        if any(not 0 < a <= b for a, b in zip(self.lo, self.hi, strict=True)):
+            raise ValueError(f"shape model range must satisfy 0 < lo <= hi, got "
+                             f"lo={list(self.lo)} hi={list(self.hi)}")
+        if self.n_points < 1:
+            raise ValueError(f"shape model n_points must be >= 1, got {self.n_points}")
+        if not (np.isfinite(self.rel_rmse) and self.rel_rmse >= 0):
+            raise ValueError(f"shape model rel_rmse must be finite and >= 0, "
+                             f"got {self.rel_rmse}")
+
+    def compute_rate(self, m: Dim, n: Dim, k: Dim) -> Dim:
+        """FLOP/s of the arithmetic of an ``m x n x k`` product (packing excluded)."""
+        return self.rate * _fill(m, self.half_m) * _fill(n, self.half_n) * _fill(k, self.half_k)
+
+    def busy_s(self, m: Dim, n: Dim, k: Dim, flops: Dim, nbytes: Dim, bandwidth: Curve, *,
+               footprint: Dim = 0.0) -> tuple[Dim, Dim]:
+        """(arithmetic seconds, memory seconds); their sum is the busy time.
+
+        The bandwidth is read at ``footprint`` bytes where that exceeds ``nbytes``: the
+        working set that decides which memory level the operands stream from.
+        """
+        compute = flops / self.compute_rate(m, n, k)
+        memory = self.memory_weight * nbytes / bandwidth(np.maximum(np.maximum(nbytes, footprint),
+                                                                    1.0))
+        return compute, memory
+
+    def confidence(self, m: Dim, n: Dim, k: Dim) -> Confidence | np.ndarray:
+        """CALIBRATED with every dimension inside the measured range, INTERPOLATED within
+        a factor NEAR of it, else THEORETICAL."""
+        level = np.zeros(np.broadcast(np.asarray(m), np.asarray(n), np.asarray(k)).shape, int)
+        for x, lo, hi in zip((m, n, k), self.lo, self.hi, strict=True):
+            x = np.asarray(x, float)
+            inside = (x >= lo) & (x <= hi)
+            near = (x >= lo / NEAR) & (x <= hi * NEAR)
+            level = np.maximum(level, np.where(inside, 0, np.where(near, 1, 2)))
+        if level.ndim == 0:
+            return _LEVELS[int(level)]
+        return np.array(_LEVELS, dtype=object)[level]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**asdict(self), "lo": list(self.lo), "hi": list(self.hi)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ShapeModel:
+        """Inverse of :meth:`to_dict`; raises ValueError on missing or invalid fields."""
+        if not isinstance(d, dict):
+            raise ValueError(f"shape model must be a mapping, got {type(d).__name__}")
+        fields = ("rate", "half_m", "half_n", "half_k", "memory_weight", "lo", "hi",
+                  "n_points", "rel_rmse")
+        missing = [f for f in fields if f not in d]
+        if missing:
+            raise ValueError(f"shape model is missing fields: {', '.join(missing)}")
+        try:
+            floats = {f: float(d[f]) for f in fields[:5]}
+            lo = tuple(float(x) for x in d["lo"])
+            hi = tuple(float(x) for x in d["hi"])
+            return cls(**floats, lo=lo, hi=hi, n_points=int(d["n_points"]),  # type: ignore[arg-type]
+                       rel_rmse=float(d["rel_rmse"]))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"shape model has an invalid field: {exc}") from None
+
+
+def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
+                    bandwidth: Curve) -> ShapeModel:
+    """Fit a :class:`ShapeModel` to measured calls, less a fixed per-call ``overhead_s``.
+
+    Minimizes the soft-L1 loss of log(predicted / measured) seconds; raises ValueError
+    with fewer than MIN_POINTS samples or on non-positive values.
+    """
+    if len(samples) < MIN_POINTS:
+        raise ValueError(f"a shape model needs at least {MIN_POINTS} measured shapes, "
+                         f"got {len(samples)}")
+    a = np.array([[s.batch, s.m, s.n, s.k, s.flops, s.bytes, s.seconds] for s in samples],
+                 float)
+    if not (np.all(np.isfinite(a)) and np.all(a > 0)):
+        raise ValueError("shape samples must have finite, positive dimensions, work and "
+                         "seconds")
+    _, m, n, k, flops, nbytes, seconds = a.T
+    memory_time = nbytes / bandwidth(nbytes)
+
+    def predict(p: np.ndarray) -> np.ndarray:
+        rate, hm, hn, hk, w = np.exp(p)
+        return overhead_s + flops / (rate * _fill(m, hm) * _fill(n, hn) * _fill(k, hk)) \
+            + w * memory_time
+
+    best_rate = float(np.max(flops / seconds))
+    start = np.log([best_rate, 4.0, 8.0, 8.0, 0.5])
+    lower = np.log([best_rate / 4, _HALF_BOUNDS[0], _HALF_BOUNDS[0], _HALF_BOUNDS[0],
+                    _WEIGHT_BOUNDS[0]])
+    upper = np.log([best_rate * 20, _HALF_BOUNDS[1], _HALF_BOUNDS[1], _HALF_BOUNDS[1],
+                    _WEIGHT_BOUNDS[1]])
+    fit = least_squares(lambda p: np.log(predict(p) / seconds), start, bounds=(lower, upper),
+                        loss="soft_l1", f_scale=0.1)
+    rate, hm, hn, hk, w = np.exp(fit.x).tolist()
+    rel = predict(fit.x) / seconds - 1
+    return ShapeModel(rate, hm, hn, hk, w, lo=(float(m.min()), float(n.min()), float(k.min())),
+                      hi=(float(m.max()), float(n.max()), float(k.max())), n_points=len(samples),
+                      rel_rmse=float(np.sqrt(np.mean(rel**2))))
+
+
+def _fill(x: Dim, half: float) -> Dim:
+    return x / (x + half)
+
+
+def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
+    """GEMM dimensions of a calibration microbenchmark case from its parameters
+    (micro suite ``gemm``, ``gemm-skinny``, ``gemm-batched`` and ``conv2d``)."""
+    if category == "gemm":
+        if "nk" in params:
+            n, k = (int(d) for d in str(params["nk"]).split("x"))
+            return MatrixShape(1, int(params["m"]), n, k)
+        if "n" in params:
+            side = int(params["n"])
+            return MatrixShape(int(params.get("batch", 1)), side, side, side)
+        return None
+    if category == "conv" and "shape" in params:
+        from perfcast.bench.suites.micro import conv_shape
+
+        c_in, c_out, size, kernel, stride, groups = conv_shape(str(params["shape"]))
+        side = (size + 2 * (kernel // 2) - kernel) // stride + 1
+        c_in_group = c_in // groups
+        return MatrixShape(1, int(params.get("batch", 1)) * side * side, c_out,
+                           c_in_group * kernel * kernel, groups > 1 and c_in_group == 1)
+    return None
+
+
+def streams(category: str, shape: MatrixShape) -> bool | np.ndarray:
+    """Whether a matrix kernel of this shape runs as a stream (a GEMV, a depthwise
+    convolution): it is costed by the memory curve, not by the shape model. An array
+    (one flag per point) when ``shape.m`` is a sweep."""
+    gemv = np.asarray(shape.m) <= 1 if category == "gemm" else np.asarray(False)
+    flags = np.logical_or(gemv, shape.depthwise)
+    return bool(flags) if flags.ndim == 0 else flags

@@ -1,0 +1,96 @@
+"""The shape facts a calibrated cost model needs beyond FLOPs and bytes.
+
+A matrix kernel's speed depends on its GEMM dimensions, not only on its FLOPs: a
+64x768x3072 product runs far below a 512x768x768 one of similar work. Convolutions are
+read as the implicit GEMM a library runs (M = batch x output pixels, N = output
+channels, K = input channels per group x kernel window). Elementwise kernels are
+described by how many elements each op kind writes, since a tanh costs many times an
+add per element on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perfcast.ir import Category, Graph, Node
+from perfcast.ir.tensor import Dim, numel
+
+_LINEAR_KINDS = frozenset({"linear"})
+_MM_KINDS = frozenset({"mm", "addmm"})
+_BMM_KINDS = frozenset({"bmm", "baddbmm"})
+_CONV_KINDS = frozenset({"convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                         "conv_transpose2d", "conv_transpose3d"})
+
+
+@dataclass(frozen=True)
+class MatrixShape:
+    """GEMM dimensions of a matrix kernel: ``batch`` independent ``m x n x k`` products.
+
+    ``depthwise``: a grouped convolution with one input channel per group, which libraries
+    run as a streaming stencil rather than as a GEMM.
+    """
+
+    batch: Dim
+    m: Dim
+    n: Dim
+    k: Dim
+    depthwise: bool = False
+
+
+def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
+    """The GEMM dimensions of ``node``, or None when it is not a GEMM or convolution."""
+    ins = [graph.tensors[i] for i in node.inputs]
+    kind = node.kind
+    if kind in _LINEAR_KINDS:
+        x, w = ins[0], ins[1]
+        k = x.shape[-1]
+        return MatrixShape(1, numel(x.shape[:-1]), w.shape[0], k)
+    if kind in _MM_KINDS:
+        a, b = ins[-2], ins[-1]
+        return MatrixShape(1, a.shape[0], b.shape[1], a.shape[1])
+    if kind in _BMM_KINDS:
+        a, b = ins[-2], ins[-1]
+        return MatrixShape(a.shape[0], a.shape[1], b.shape[2], a.shape[2])
+    if kind == "matmul" or kind == "gemm":
+        return _matmul_shape(graph, node, trans_b=bool(node.attrs.get("trans_b", False)))
+    if kind in _CONV_KINDS:
+        return _conv_shape(graph, node)
+    return None
+
+
+def element_counts(graph: Graph, nodes: tuple[Node, ...]) -> tuple[tuple[str, Dim], ...]:
+    """``(op kind, output elements)`` of each elementwise op among ``nodes``."""
+    counts = []
+    for n in nodes:
+        if graph.category(n) is Category.ELEMENTWISE and n.outputs:
+            counts.append((n.kind, graph.tensors[n.outputs[0]].numel))
+    return tuple(counts)
+
+
+def _matmul_shape(graph: Graph, node: Node, *, trans_b: bool) -> MatrixShape | None:
+    a, b = (graph.tensors[i] for i in node.inputs[:2])
+    if len(a.shape) < 1 or len(b.shape) < 1:
+        return None
+    k = a.shape[-1]
+    n = (b.shape[-2] if trans_b else b.shape[-1]) if len(b.shape) >= 2 else 1
+    if len(b.shape) <= 2:  # one weight for every row of a: a single GEMM
+        return MatrixShape(1, numel(a.shape[:-1]), n, k)
+    m = a.shape[-2] if len(a.shape) >= 2 else 1
+    out = graph.tensors[node.outputs[0]]
+    return MatrixShape(out.numel // (m * n), m, n, k)
+
+
+def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
+    x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+    out = graph.tensors[node.outputs[0]]
+    n_sp = len(w.shape) - 2
+    groups = int(node.attrs.get("groups", 1))
+    window = numel(w.shape[2:])
+    if node.attrs.get("transposed", False):
+        c_out, c_in_group = w.shape[1] * groups, w.shape[0] // groups
+        pixels = numel(x.shape[:-n_sp - 1]) * numel(x.shape[-n_sp:])
+    else:
+        c_out, c_in_group = w.shape[0], w.shape[1]
+        pixels = numel(out.shape[:-n_sp - 1]) * numel(out.shape[-n_sp:])
+    depthwise = groups > 1 and c_in_group == 1
+    return MatrixShape(1, pixels, c_out, c_in_group * window, depthwise)
