@@ -96,7 +96,7 @@ class CalibratedEfficiency:
                                  scale=False)
         memory = 1.0 if rate is None else rate / hardware.memory_bandwidth
         levels.append(level)
-        if category == "elementwise":
+        if category in ("elementwise", "reduction") and kernel.elements:
             compute = self._element_compute(kernel, hardware, dtype, compute)
         confidence = Confidence.weakest(levels)
         if category in ("gemm", "conv") and kernel.shape is not None:
@@ -138,7 +138,8 @@ class CalibratedEfficiency:
 
     def _element_compute(self, kernel: Kernel, hardware: HardwareSpec, dtype: str,
                          default: Dim) -> Dim:
-        """Compute efficiency of an elementwise kernel from its ops' per-element costs."""
+        """Compute efficiency of an elementwise or pooling kernel from its ops' per-element
+        costs."""
         seconds: Dim = 0.0
         for kind, count in kernel.elements:
             found = self._lookup(self.profile.element_cost, kind, dtype)

@@ -45,7 +45,10 @@ FIELDS = ("schema", "hardware_key", "fingerprint", "environment", "perfcast_vers
 # Elementwise ops that stream at the bandwidth their bytes allow: their points fit the
 # elementwise memory curve; every other measured op gets a per-element cost instead.
 STREAMING_ELEMENTWISE = frozenset({"add", "mul"})
-# A costly op's per-element cost is read off sizes that fit in cache (elements <= this).
+# Windowed pooling ops, costed per element read (their CPU kernels are far slower than
+# their bytes suggest).
+POOL_OPS = frozenset({"max_pool2d", "avg_pool2d"})
+# A costly elementwise op's per-element cost is read off sizes that fit in cache.
 ELEMENT_COST_MAX_NUMEL = 1 << 19
 
 CurveKey = tuple[str, str, int]
@@ -201,7 +204,7 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
     compute curve (for kernels without known dimensions); GEMVs and depthwise
     convolutions, which stream their operands, fit the category's memory curve instead,
     as do attention points at intensity <= MEMORY_BOUND_INTENSITY. Costly elementwise
-    ops (not STREAMING_ELEMENTWISE) get a per-element cost rather than a curve.
+    ops (not STREAMING_ELEMENTWISE) and pooling get a per-element cost, not a curve.
     """
     if not points:
         raise ValueError("no calibration points")
@@ -211,8 +214,9 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
     matrix = [p for p in points if p.category in COMPUTE_CATEGORIES]
     streaming = [p for p in matrix if _streams(p)]
     compute = [p for p in matrix if p not in streaming]
-    costly = [p for p in points if p.category == "elementwise"
-              and p.params.get("op", "add") not in STREAMING_ELEMENTWISE]
+    costly = [p for p in points if (p.category == "elementwise"
+                                    and p.params.get("op", "add") not in STREAMING_ELEMENTWISE)
+              or (p.category == "reduction" and p.params.get("op") in POOL_OPS)]
     memory = [p for p in points if p.category in MEMORY_CATEGORIES and p not in costly]
     pooled = [(POOLED, p) for p in memory]
     curves = _fit_curves([*((p.category, p) for p in [*memory, *streaming]), *pooled],
@@ -267,11 +271,16 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
 
 def _element_costs(points: Sequence[CalibrationPoint],
                    overhead_s: dict[int, float]) -> dict[CurveKey, float]:
-    """Median seconds per element of each costly op, from its in-cache sizes."""
+    """Median seconds per element of each costly elementwise op (from its in-cache sizes)
+    and pooling op (elements read, every size)."""
     costs: dict[CurveKey, list[float]] = defaultdict(list)
     for p in points:
         numel = p.params.get("numel")
-        if numel and int(numel) <= ELEMENT_COST_MAX_NUMEL:
+        if p.params.get("op") in POOL_OPS:  # per element read, at every size measured
+            numel = int(p.params["channels"]) * int(p.params["size"]) ** 2
+        elif not numel or int(numel) > ELEMENT_COST_MAX_NUMEL:
+            continue
+        if numel:
             busy = max(p.seconds - overhead_s[p.threads], 0.05 * p.seconds)
             costs[(str(p.params["op"]), p.dtype, p.threads)].append(busy / int(numel))
     return {key: float(np.median(c)) for key, c in sorted(costs.items())}

@@ -19,6 +19,7 @@ COMPUTE_CATEGORIES = frozenset({"gemm", "conv", "attention"})
 INITIAL_POINTS = 4
 # Elementwise ops timed for a per-element cost of their own (the others stream at the
 # bandwidth ``add`` measures); names as in the micro suite and the IR.
+POOL_FAMILIES = (("max_pool2d", "2"), ("max_pool2d", "3s2"), ("avg_pool2d", "2"))
 COSTLY_ELEMENTWISE = ("tanh", "exp", "erf", "gelu", "sigmoid", "silu", "div", "rsqrt")
 
 
@@ -57,6 +58,9 @@ def families() -> list[Family]:
     def elementwise(op: str) -> Callable[[int, str], dict[str, Any]]:
         return lambda v, d: {"op": op, "numel": v, "dtype": d}
 
+    def pool(op: str, window: str) -> Callable[[int, str], dict[str, Any]]:
+        return lambda v, d: {"op": op, "window": window, "channels": v, "size": 56, "dtype": d}
+
     def linear(nk: str) -> Callable[[int, str], dict[str, Any]]:
         return lambda v, d: {"m": v, "nk": nk, "dtype": d}
 
@@ -74,8 +78,8 @@ def families() -> list[Family]:
                lambda v, d: {"m": 40, "nk": f"{v}x640", "dtype": d}),
         Family("linear-m40-k", "micro:gemm-skinny", "gemm", 16, 8192,
                lambda v, d: {"m": 40, "nk": f"640x{v}", "dtype": d}),
-        Family("gemv-n", "micro:gemm-skinny", "gemm", 64, 65536,
-               lambda v, d: {"m": 1, "nk": f"{v}x640", "dtype": d}),
+        Family("gemv-square", "micro:gemm-skinny", "gemm", 96, 6400,
+               lambda v, d: {"m": 1, "nk": f"{v}x{v}", "dtype": d}),
         Family("bmm-12", "micro:gemm-batched", "gemm", 16, 512,
                lambda v, d: {"batch": 12, "n": v, "dtype": d}),
         Family("conv3x3-28", "micro:conv2d", "conv", 8, 384,
@@ -92,6 +96,8 @@ def families() -> list[Family]:
                lambda v, d: {"shape": _conv(3, 64, v, 7, 2), "batch": 1, "dtype": d}),
         Family("conv3x3-rgb", "micro:conv2d", "conv", 12, 160,
                lambda v, d: {"shape": _conv(3, 20, v, 3), "batch": 1, "dtype": d}),
+        Family("conv3x3-grouped", "micro:conv2d", "conv", 8, 96,
+               lambda v, d: {"shape": _conv(96, 96, v, 3, 1, 8), "batch": 1, "dtype": d}),
         Family("conv-depthwise", "micro:conv2d", "conv", 16, 512,
                lambda v, d: {"shape": _conv(v, v, 28, 3, 1, v), "batch": 1, "dtype": d}),
         Family("attention", "micro:attention", "attention", 16, 1024, attention(False)),
@@ -100,6 +106,8 @@ def families() -> list[Family]:
                lambda v, d: {"op": "add", "numel": v, "dtype": d}),
         *(Family(op, "micro:elementwise", "elementwise", 1 << 14, 1 << 19, elementwise(op))
           for op in COSTLY_ELEMENTWISE),
+        *(Family(f"{op}-{window}", "micro:pool2d", "reduction", 8, 256, pool(op, window))
+          for op, window in POOL_FAMILIES),
         Family("sum-last-dim", "micro:reduction", "reduction", 1 << 10, 1 << 24,
                lambda v, d: {"kind": "last-dim", "numel": v, "dtype": d}),
         Family("softmax-128", "micro:softmax", "reduction", 1, 16384,

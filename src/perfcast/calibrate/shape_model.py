@@ -188,9 +188,10 @@ def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
 
         c_in, c_out, size, kernel, stride, groups = conv_shape(str(params["shape"]))
         side = (size + 2 * (kernel // 2) - kernel) // stride + 1
-        c_in_group = c_in // groups
-        return MatrixShape(1, int(params.get("batch", 1)) * side * side, c_out,
-                           c_in_group * kernel * kernel, groups > 1 and c_in_group == 1)
+        c_in_group, pixels = c_in // groups, int(params.get("batch", 1)) * side * side
+        if groups > 1 and c_in_group == 1:
+            return MatrixShape(1, pixels, c_out, kernel * kernel, True)
+        return MatrixShape(groups, pixels, c_out // groups, c_in_group * kernel * kernel)
     return None
 
 

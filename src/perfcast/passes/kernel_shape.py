@@ -5,7 +5,7 @@ A matrix kernel's speed depends on its GEMM dimensions, not only on its FLOPs: a
 read as the implicit GEMM a library runs (M = batch x output pixels, N = output
 channels, K = input channels per group x kernel window). Elementwise kernels are
 described by how many elements each op kind writes, since a tanh costs many times an
-add per element on a CPU.
+add per element on a CPU; windowed pooling by how many elements it reads.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from perfcast.ir.tensor import Dim, numel
 _LINEAR_KINDS = frozenset({"linear"})
 _MM_KINDS = frozenset({"mm", "addmm"})
 _BMM_KINDS = frozenset({"bmm", "baddbmm"})
+# Windowed pooling kinds -> the name their per-element cost is calibrated under.
+POOL_KINDS = {"max_pool2d": "max_pool2d", "max_pool2d_with_indices": "max_pool2d",
+              "avg_pool2d": "avg_pool2d"}
 _CONV_KINDS = frozenset({"convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
                          "conv_transpose2d", "conv_transpose3d"})
 
 
 @dataclass(frozen=True)
 class MatrixShape:
-    """GEMM dimensions of a matrix kernel: ``batch`` independent ``m x n x k`` products.
+    """GEMM dimensions of a matrix kernel: ``batch`` independent ``m x n x k`` products
+    (a grouped convolution is one product per group).
 
     ``depthwise``: a grouped convolution with one input channel per group, which libraries
     run as a streaming stencil rather than as a GEMM.
@@ -59,10 +63,13 @@ def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
 
 
 def element_counts(graph: Graph, nodes: tuple[Node, ...]) -> tuple[tuple[str, Dim], ...]:
-    """``(op kind, output elements)`` of each elementwise op among ``nodes``."""
+    """``(op kind, elements)`` of each elementwise op (output elements) and windowed
+    pooling op (input elements) among ``nodes``."""
     counts = []
     for n in nodes:
-        if graph.category(n) is Category.ELEMENTWISE and n.outputs:
+        if n.kind in POOL_KINDS and n.inputs:
+            counts.append((POOL_KINDS[n.kind], graph.tensors[n.inputs[0]].numel))
+        elif graph.category(n) is Category.ELEMENTWISE and n.outputs:
             counts.append((n.kind, graph.tensors[n.outputs[0]].numel))
     return tuple(counts)
 
@@ -93,4 +100,6 @@ def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
         c_out, c_in_group = w.shape[0], w.shape[1]
         pixels = numel(out.shape[:-n_sp - 1]) * numel(out.shape[-n_sp:])
     depthwise = groups > 1 and c_in_group == 1
-    return MatrixShape(1, pixels, c_out, c_in_group * window, depthwise)
+    if depthwise:
+        return MatrixShape(1, pixels, c_out, window, True)
+    return MatrixShape(groups, pixels, c_out // groups, c_in_group * window)

@@ -341,6 +341,37 @@ class RmsNorm(_RowWise):
         self.bind(rms_norm, self.randn(rows, cols), (cols,), self.randn(cols, seed=1), eps=1e-6)
 
 
+# Pooling windows the micro suite times: name -> (kernel, stride, padding).
+POOL_WINDOWS = {"2": (2, 2, 0), "3s2": (3, 2, 1)}
+
+
+@register
+class Pool2d(_Micro):
+    name = "pool2d"
+    tags = ("calibration", "reduction", "memory")
+    params: ClassVar = {"op": ["max_pool2d", "avg_pool2d"], "window": list(POOL_WINDOWS),
+                        "channels": [16, 64, 256], "size": [56], "dtype": ["float32"]}
+    description = ("F.max_pool2d or F.avg_pool2d on [1, channels, size, size] with a 2x2 "
+                   "stride-2 or 3x3 stride-2 padded window; flops count the window per "
+                   "output, bytes the input and output")
+
+    def build(self, op: str, window: str, channels: int, size: int, dtype: str) -> None:
+        import torch.nn.functional as F
+
+        if op not in ("max_pool2d", "avg_pool2d"):
+            raise ValueError(f"pool op {op!r} is not max_pool2d or avg_pool2d")
+        if window not in POOL_WINDOWS:
+            raise ValueError(f"pool window {window!r} is not one of {', '.join(POOL_WINDOWS)}")
+        kernel, stride, padding = POOL_WINDOWS[window]
+        self.bind(getattr(F, op), self.randn(1, channels, size, size), kernel, stride, padding)
+
+    def work(self) -> Work:
+        x, kernel = self.args[0], self.args[1]
+        out = self.run().numel()
+        return Work(flops=float(out * kernel * kernel),
+                    bytes=float((x.numel() + out) * itemsize(self.dtype)))
+
+
 @register
 class Softmax(_RowWise):
     name = "softmax"
