@@ -94,6 +94,9 @@ def test_point_shape_reads_microbenchmark_parameters():
     # 40 -> 80 channels, 3x3, stride 2 on 28x28: 14x14 outputs, K = 40 * 9.
     assert point_shape("conv", {"shape": "40-80-28-3-2-1", "batch": 2}) == \
         MatrixShape(1, 2 * 14 * 14, 80, 360)
+    # 96 -> 96 channels in 8 groups: eight 784 x 12 x 108 products.
+    assert point_shape("conv", {"shape": "96-96-28-3-1-8", "batch": 1}) == \
+        MatrixShape(8, 784, 12, 108)
     dw = point_shape("conv", {"shape": "32-32-28-3-1-32", "batch": 1})
     assert dw is not None and dw.depthwise and streams("conv", dw)
     assert streams("gemm", MatrixShape(1, 1, 640, 640))
@@ -136,7 +139,7 @@ def test_shape_model_refuses_too_few_points_and_bad_values():
     with pytest.raises(ValueError, match="finite, positive"):
         fit_shape_model(bad, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH)
     with pytest.raises(ValueError, match="must be finite and > 0"):
-        ShapeModel(-1.0, 1, 1, 1, 1, (1, 1, 1), (2, 2, 2), 8, 0.0)
+        ShapeModel(-1.0, 1, 1, 1, 1, 0.1, 1.0, (1, 1, 1), (2, 2, 2), 8, 0.0)
     with pytest.raises(ValueError, match="missing fields: rate"):
         ShapeModel.from_dict({"half_m": 1})
 
@@ -215,6 +218,34 @@ def test_estimates_use_the_shape_model_for_gemms_and_the_curve_for_gemvs(shaped)
     gemv_est = estimate_kernel(gemv, hw, eff)
     assert gemv_est.time_s - gemv_est.overhead_s == pytest.approx(
         gemv_bytes / BANDWIDTH(gemv_bytes), rel=0.1)
+
+
+def test_profile_fits_pooling_costs_per_element_read():
+    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
+    for channels in (16, 64, 256):
+        numel = channels * 56 * 56
+        points.append(CalibrationPoint(
+            "reduction", "float32", 1, numel, 5.0 * numel, OVERHEAD_S + numel * 5.5e-9,
+            {"op": "max_pool2d", "window": "2", "channels": channels, "size": 56}))
+        points.append(CalibrationPoint("reduction", "float32", 1, numel, 4.0 * numel,
+                                       OVERHEAD_S + 4.0 * numel / 40e9,
+                                       {"kind": "last-dim", "numel": numel}))
+    profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
+                          perfcast_version="0")
+    assert profile.element_cost == {("max_pool2d", "float32", 1): pytest.approx(5.5e-9)}
+    assert profile.memory[("reduction", "float32", 1)](1e6) == pytest.approx(40e9, rel=0.01)
+    numel = 64 * 112 * 112
+    pool = Kernel("k", (), Category.REDUCTION, numel, 5.0 * numel, "float32", "m",
+                  elements=(("max_pool2d", numel),))
+    est = estimate_kernel(pool, detect_local(), CalibratedEfficiency(profile, 1))
+    assert est.time_s - est.overhead_s == pytest.approx(numel * 5.5e-9)
+
+
+def test_pooling_kernels_count_the_elements_they_read():
+    model = torch.nn.Sequential(torch.nn.MaxPool2d(3, 2, 1), torch.nn.AvgPool2d(2)).eval()
+    graph = capture(model, (torch.randn(2, 4, 16, 16),)).graph
+    elements = [k.elements for k in partition(graph, "eager")]
+    assert elements == [(("max_pool2d", 2 * 4 * 16 * 16),), (("avg_pool2d", 2 * 4 * 8 * 8),)]
 
 
 def test_estimates_charge_tanh_its_per_element_cost(shaped):

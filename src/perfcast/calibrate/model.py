@@ -92,7 +92,10 @@ class CalibratedEfficiency:
                                      scale=True)
             compute = 1.0 if rate is None else rate / peak_for(kernel, hardware)
             levels.append(level)
-        rate, level = self._rate(self.profile.memory, (category, POOLED), dtype, kernel.bytes,
+        footprint = kernel.bytes  # GEMVs stream the weights from where all of them fit
+        if category == "gemm" and self.weights_bytes:
+            footprint = np.maximum(kernel.bytes, self.weights_bytes)
+        rate, level = self._rate(self.profile.memory, (category, POOLED), dtype, footprint,
                                  scale=False)
         memory = 1.0 if rate is None else rate / hardware.memory_bandwidth
         levels.append(level)

@@ -72,10 +72,12 @@ def families() -> list[Family]:
         Family("linear-2560x640", "micro:gemm-skinny", "gemm", 1, 2048, linear("2560x640")),
         Family("linear-640x2560", "micro:gemm-skinny", "gemm", 1, 2048, linear("640x2560")),
         # Few rows against a weight from L2-sized to far past the last-level cache.
+        # N rounded to a multiple of 8 in one, odd in the other: unaligned weight rows
+        # cost extra packing (ShapeModel.unaligned_weight).
         Family("linear-m6-n", "micro:gemm-skinny", "gemm", 256, 32768,
-               lambda v, d: {"m": 6, "nk": f"{v}x1280", "dtype": d}),
-        Family("linear-m40-n", "micro:gemm-skinny", "gemm", 16, 65536,
-               lambda v, d: {"m": 40, "nk": f"{v}x640", "dtype": d}),
+               lambda v, d: {"m": 6, "nk": f"{max(v - v % 8, 8)}x1280", "dtype": d}),
+        Family("linear-m40-n-odd", "micro:gemm-skinny", "gemm", 16, 65536,
+               lambda v, d: {"m": 40, "nk": f"{v | 1}x640", "dtype": d}),
         Family("linear-m40-k", "micro:gemm-skinny", "gemm", 16, 8192,
                lambda v, d: {"m": 40, "nk": f"640x{v}", "dtype": d}),
         Family("gemv-square", "micro:gemm-skinny", "gemm", 96, 6400,

@@ -5,11 +5,15 @@ the register tiles partly empty, and with few rows (small M) the cost of packing
 weight matrix, which grows with its bytes and with where it lives (cache or DRAM),
 is no longer hidden by the arithmetic. :class:`ShapeModel` writes that as
 
-    busy = flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k)) + w * bytes / bandwidth(bytes)
+    busy = flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k))
+           + w * (1 + u * unaligned) * bytes / bandwidth(bytes)
 
-with ``s(x, h) = x / (x + h)`` (the share of a tile of ``h`` that ``x`` fills, smoothly)
-and ``bandwidth`` the machine's measured streaming rate at that size. Its five
-parameters are fitted to microbenchmark timings in log space (relative error), with a
+with ``s(x, h) = 1 / (1 + (h / x) ** p)`` (the share of a tile of ``h`` that ``x`` fills,
+smoothly, ``p`` fitted),
+``unaligned`` 1 when N or K is not a multiple of ALIGN elements (packing rows that do
+not fill whole vectors costs more: a 64x50257x768 product runs 30% slower than
+64x50256x768 here) and ``bandwidth`` the machine's measured streaming rate at that
+size. Its seven parameters are fitted to microbenchmark timings in log space (relative error), with a
 robust loss so that a few noisy points do not drag the fit.
 """
 
@@ -28,8 +32,10 @@ from perfcast.ir.tensor import Dim
 from perfcast.passes.kernel_shape import MatrixShape
 
 MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
+ALIGN = 8  # elements: N and K multiples of this count as aligned
 _HALF_BOUNDS = (1e-3, 1e5)  # tile half-fill sizes h_m, h_n, h_k
-_WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w
+_WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w, unaligned weight u
+_SHARPNESS_BOUNDS = (0.5, 4.0)  # exponent p of the tile fill
 _LEVELS = (Confidence.CALIBRATED, Confidence.INTERPOLATED, Confidence.THEORETICAL)
 
 
@@ -55,6 +61,8 @@ class ShapeModel:
     half_n: float
     half_k: float
     memory_weight: float
+    unaligned_weight: float  # extra packing cost, relative, when N or K is unaligned
+    sharpness: float  # exponent p of the tile fill s(x, h) = 1 / (1 + (h / x) ** p)
     lo: tuple[float, float, float]  # smallest M, N, K measured
     hi: tuple[float, float, float]  # largest M, N, K measured
     n_points: int
@@ -62,7 +70,8 @@ class ShapeModel:
 
     def __post_init__(self) -> None:
         values = {"rate": self.rate, "half_m": self.half_m, "half_n": self.half_n,
-                  "half_k": self.half_k, "memory_weight": self.memory_weight}
+                  "half_k": self.half_k, "memory_weight": self.memory_weight,
+                  "unaligned_weight": self.unaligned_weight, "sharpness": self.sharpness}
         bad = {k: v for k, v in values.items() if not (np.isfinite(v) and v > 0)}
         if bad:
             raise ValueError(f"shape model parameters must be finite and > 0, got {bad}")
@@ -79,7 +88,9 @@ class ShapeModel:
 
     def compute_rate(self, m: Dim, n: Dim, k: Dim) -> Dim:
         """FLOP/s of the arithmetic of an ``m x n x k`` product (packing excluded)."""
-        return self.rate * _fill(m, self.half_m) * _fill(n, self.half_n) * _fill(k, self.half_k)
+        p = self.sharpness
+        return self.rate * _fill(m, self.half_m, p) * _fill(n, self.half_n, p) \
+            * _fill(k, self.half_k, p)
 
     def busy_s(self, m: Dim, n: Dim, k: Dim, flops: Dim, nbytes: Dim, bandwidth: Curve, *,
                footprint: Dim = 0.0) -> tuple[Dim, Dim]:
@@ -89,8 +100,8 @@ class ShapeModel:
         working set that decides which memory level the operands stream from.
         """
         compute = flops / self.compute_rate(m, n, k)
-        memory = self.memory_weight * nbytes / bandwidth(np.maximum(np.maximum(nbytes, footprint),
-                                                                    1.0))
+        packing = self.memory_weight * (1 + self.unaligned_weight * unaligned(n, k))
+        memory = packing * nbytes / bandwidth(np.maximum(np.maximum(nbytes, footprint), 1.0))
         return compute, memory
 
     def confidence(self, m: Dim, n: Dim, k: Dim) -> Confidence | np.ndarray:
@@ -115,13 +126,13 @@ class ShapeModel:
         """Inverse of :meth:`to_dict`; raises ValueError on missing or invalid fields."""
         if not isinstance(d, dict):
             raise ValueError(f"shape model must be a mapping, got {type(d).__name__}")
-        fields = ("rate", "half_m", "half_n", "half_k", "memory_weight", "lo", "hi",
-                  "n_points", "rel_rmse")
+        fields = ("rate", "half_m", "half_n", "half_k", "memory_weight", "unaligned_weight",
+                  "sharpness", "lo", "hi", "n_points", "rel_rmse")
         missing = [f for f in fields if f not in d]
         if missing:
             raise ValueError(f"shape model is missing fields: {', '.join(missing)}")
         try:
-            floats = {f: float(d[f]) for f in fields[:5]}
+            floats = {f: float(d[f]) for f in fields[:7]}
             lo = tuple(float(x) for x in d["lo"])
             hi = tuple(float(x) for x in d["hi"])
             return cls(**floats, lo=lo, hi=hi, n_points=int(d["n_points"]),  # type: ignore[arg-type]
@@ -147,29 +158,37 @@ def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
                          "seconds")
     _, m, n, k, flops, nbytes, seconds = a.T
     memory_time = nbytes / bandwidth(nbytes)
+    odd = unaligned(n, k)
 
     def predict(p: np.ndarray) -> np.ndarray:
-        rate, hm, hn, hk, w = np.exp(p)
-        return overhead_s + flops / (rate * _fill(m, hm) * _fill(n, hn) * _fill(k, hk)) \
-            + w * memory_time
+        rate, hm, hn, hk, w, u, sharp = np.exp(p)
+        fill = _fill(m, hm, sharp) * _fill(n, hn, sharp) * _fill(k, hk, sharp)
+        return overhead_s + flops / (rate * fill) + w * (1 + u * odd) * memory_time
 
     best_rate = float(np.max(flops / seconds))
-    start = np.log([best_rate, 4.0, 8.0, 8.0, 0.5])
-    lower = np.log([best_rate / 4, _HALF_BOUNDS[0], _HALF_BOUNDS[0], _HALF_BOUNDS[0],
-                    _WEIGHT_BOUNDS[0]])
-    upper = np.log([best_rate * 20, _HALF_BOUNDS[1], _HALF_BOUNDS[1], _HALF_BOUNDS[1],
-                    _WEIGHT_BOUNDS[1]])
+    half_lo, half_hi = _HALF_BOUNDS
+    start = np.log([best_rate, 4.0, 8.0, 8.0, 0.5, 0.1, 1.0])
+    lower = np.log([best_rate / 4, half_lo, half_lo, half_lo, _WEIGHT_BOUNDS[0],
+                    _WEIGHT_BOUNDS[0], _SHARPNESS_BOUNDS[0]])
+    upper = np.log([best_rate * 20, half_hi, half_hi, half_hi, _WEIGHT_BOUNDS[1],
+                    _WEIGHT_BOUNDS[1], _SHARPNESS_BOUNDS[1]])
     fit = least_squares(lambda p: np.log(predict(p) / seconds), start, bounds=(lower, upper),
                         loss="soft_l1", f_scale=0.1)
-    rate, hm, hn, hk, w = np.exp(fit.x).tolist()
+    rate, hm, hn, hk, w, u, sharp = np.exp(fit.x).tolist()
     rel = predict(fit.x) / seconds - 1
-    return ShapeModel(rate, hm, hn, hk, w, lo=(float(m.min()), float(n.min()), float(k.min())),
+    return ShapeModel(rate, hm, hn, hk, w, u, sharp,
+                      lo=(float(m.min()), float(n.min()), float(k.min())),
                       hi=(float(m.max()), float(n.max()), float(k.max())), n_points=len(samples),
                       rel_rmse=float(np.sqrt(np.mean(rel**2))))
 
 
-def _fill(x: Dim, half: float) -> Dim:
-    return x / (x + half)
+def unaligned(n: Dim, k: Dim) -> Dim:
+    """1 where N or K is not a multiple of ALIGN elements, else 0."""
+    return ((np.mod(n, ALIGN) != 0) | (np.mod(k, ALIGN) != 0)).astype(float)
+
+
+def _fill(x: Dim, half: float, sharpness: float) -> Dim:
+    return 1.0 / (1.0 + (half / x) ** sharpness)
 
 
 def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
