@@ -8,13 +8,13 @@ is no longer hidden by the arithmetic. :class:`ShapeModel` writes that as
     busy = flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k))
            + w * (1 + u * unaligned) * bytes / bandwidth(bytes)
 
-with ``s(x, h) = 1 / (1 + (h / x) ** p)`` (the share of a tile of ``h`` that ``x`` fills,
-smoothly, ``p`` fitted),
-``unaligned`` 1 when N or K is not a multiple of ALIGN elements (packing rows that do
-not fill whole vectors costs more: a 64x50257x768 product runs 30% slower than
-64x50256x768 here) and ``bandwidth`` the machine's measured streaming rate at that
-size. Its seven parameters are fitted to microbenchmark timings in log space (relative error), with a
-robust loss so that a few noisy points do not drag the fit.
+with ``s(x, h) = 1 / (1 + (h / x) ** p)`` (the share of a tile of ``h`` that ``x``
+fills, smoothly, ``p`` fitted), ``unaligned`` 1 when N or K is not a multiple of ALIGN
+elements (packing rows that do not fill whole vectors costs more: a 64x50257x768
+product runs 30% slower than 64x50256x768 here) and ``bandwidth`` the machine's
+measured streaming rate at that size. Its seven parameters are fitted to
+microbenchmark timings in log space (relative error), with a robust loss so that a few
+noisy points do not drag the fit.
 """
 
 from __future__ import annotations
