@@ -143,3 +143,20 @@ def test_synthetic_networks_share_no_weight_shape_with_validation_models() -> No
     validation = set().union(*(_matrix_weight_shapes(z.build(1)[0]) for z in ZOO.values()))
     assert calibration and validation
     assert calibration.isdisjoint(validation), sorted(calibration & validation)
+
+
+def test_microbenchmark_weights_share_no_shape_with_validation_models() -> None:
+    """No linear-layer weight [N, K] a calibration family can time, at any size it can
+    reach, is a weight of a validation model."""
+    from perfcast.calibrate.sampler import families
+    from perfcast.validate.zoo import ZOO
+
+    validation = set().union(*(_matrix_weight_shapes(z.build(1)[0]) for z in ZOO.values()))
+    calibration = set()
+    for family in families():
+        if family.target == "micro:gemm-skinny":
+            for size in range(family.lo, family.hi + 1):
+                n, k = (int(d) for d in family.make(size, "float32")["nk"].split("x"))
+                calibration.add((n, k))
+    assert len(calibration) > 1000
+    assert calibration.isdisjoint(validation), sorted(calibration & validation)[:10]

@@ -80,8 +80,9 @@ def families() -> list[Family]:
                lambda v, d: {"m": 40, "nk": f"{v | 1}x640", "dtype": d}),
         Family("linear-m40-k", "micro:gemm-skinny", "gemm", 16, 8192,
                lambda v, d: {"m": 40, "nk": f"640x{v}", "dtype": d}),
+        # Sides of 4 mod 8: never a validation model's width (all multiples of 8).
         Family("gemv-square", "micro:gemm-skinny", "gemm", 96, 6400,
-               lambda v, d: {"m": 1, "nk": f"{v}x{v}", "dtype": d}),
+               lambda v, d: {"m": 1, "nk": f"{v - v % 8 + 4}x{v - v % 8 + 4}", "dtype": d}),
         Family("bmm-12", "micro:gemm-batched", "gemm", 16, 512,
                lambda v, d: {"batch": 12, "n": v, "dtype": d}),
         Family("conv3x3-28", "micro:conv2d", "conv", 8, 384,
