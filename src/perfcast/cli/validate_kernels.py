@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perfcast.cli.errors import fail
+from perfcast.cli.store import DbOption
 
 if TYPE_CHECKING:
     from perfcast.validate.kernels import KernelReport
@@ -29,28 +31,42 @@ def kernels(
         "--threads", min=1, help="Threads PyTorch runs with; default: its current count.")]
     = None,
     top: Annotated[int, typer.Option(min=1, help="Worst kernels to list.")] = 20,
+    profile: Annotated[str, typer.Option(
+        "--profile", help="Calibration profile the estimate uses: 'latest' (newest in the "
+                          "store), a file, or 'none' (theoretical).")] = "latest",
+    db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
     = False,
 ) -> None:
     """Run TARGET in PyTorch eager under the profiler, map the measured aten ops onto the
-    estimated eager kernels ('local' hardware) and compare them kernel by kernel and per op
-    category."""
-    report = _measure(target, batch=batch, seq_len=seq_len, threads=threads)
+    estimated eager kernels ('local' hardware, with the calibration profile) and compare
+    them kernel by kernel and per op category. The profiler adds tens of microseconds to
+    each op it records: small kernels read slower than they run."""
+    report = _measure(target, batch=batch, seq_len=seq_len, threads=threads, profile=profile,
+                      db=db)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     _print(report, top)
 
 
-def _measure(target: str, *, batch: int, seq_len: int, threads: int | None) -> KernelReport:
+def _measure(target: str, *, batch: int, seq_len: int, threads: int | None, profile: str,
+             db: Path | None) -> KernelReport:
     """The report, or exit 2 with the reason the target could not be built or estimated."""
+    import torch
+
+    from perfcast.calibrate import ProfileError
+    from perfcast.cli.analyze import local_setup
     from perfcast.frontends import CaptureError
-    from perfcast.hardware import HardwareError
+    from perfcast.hardware import HardwareError, load_spec
     from perfcast.validate.kernels import measure_target
 
     try:
-        return measure_target(target, batch=batch, seq_len=seq_len, threads=threads)
-    except (CaptureError, HardwareError) as exc:
+        spec, efficiency = local_setup(load_spec("local"), threads or torch.get_num_threads(),
+                                       profile, db)
+        return measure_target(target, batch=batch, seq_len=seq_len, threads=threads,
+                              hardware=spec, efficiency=efficiency)
+    except (CaptureError, HardwareError, ProfileError) as exc:
         fail(str(exc))
 
 

@@ -444,7 +444,8 @@ class ModuleOverhead(_Micro):
         import torch
 
         torch.manual_seed(0)
-        layer = torch.nn.Linear(1, 1).to(torch_dtype(self.dtype)).eval().requires_grad_(False)
+        layer = torch.nn.Linear(1, 1).to(self.device, torch_dtype(self.dtype)).eval()
+        layer.requires_grad_(False)
         self.bind(layer, self.randn(1, 1))
 
     def reference(self) -> torch.Tensor:

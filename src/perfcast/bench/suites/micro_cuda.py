@@ -70,6 +70,12 @@ _GPU_ROWS: dict[str, list[Any]] = {"rows": [512, 2048, 8192], "cols": [1024, 409
 
 
 @register
+class Pool2d(_Cuda, micro.Pool2d):
+    params: ClassVar = {"op": ["max_pool2d", "avg_pool2d"], "window": list(micro.POOL_WINDOWS),
+                        "channels": [64, 256, 1024], "size": [112], "dtype": _GPU_FLOAT}
+
+
+@register
 class LayerNorm(_Cuda, micro.LayerNorm):
     params: ClassVar = _GPU_ROWS
 
@@ -93,3 +99,9 @@ class Memcpy(_Cuda, micro.Memcpy):
 @register
 class LaunchOverhead(_Cuda, micro.LaunchOverhead):
     description = "Launch cost of a near-empty kernel: torch.add on one-element CUDA tensors"
+
+
+@register
+class ModuleOverhead(_Cuda, micro.ModuleOverhead):
+    description = ("Fixed cost of one eager layer on the GPU: a 1x1 nn.Linear module called "
+                   "on a one-element CUDA input")
