@@ -6,7 +6,9 @@ measures small synthetic networks (random MLPs, CNNs and transformer stacks, gen
 from a seed, with shapes no validation model uses), predicts each with the
 microbenchmark profile, and fits per thread count one factor per kernel group and the
 per-kernel eager overhead by non-negative least squares on relative error, pulled
-weakly towards the microbenchmark values.
+weakly towards the microbenchmark values. The profile keeps the fit as a check on the
+microbenchmark model (its RMS error on these networks); estimates do not apply the
+factors, which did not carry over to unseen models (docs/calibrate.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """``perfcast calibrate``: measure the calibration families on this machine and fit a profile.
 
 Two stages share the budget: microbenchmarks (single ops, sizes chosen where the rate
-changes fastest) fit the rate curves; then synthetic networks, predicted with those
-curves and measured whole, fit the per-group whole-network correction. Every
+changes fastest) fit the shape models, costs and rate curves; then synthetic networks,
+predicted with them and measured whole, check the result (the per-group correction
+fitted there is stored, not applied). Every
 measurement is committed to the store as it is taken (one run); the profile is fitted
 and written only when sampling ends, atomically, to the store and to a portable JSON
 file. A calibration interrupted halfway leaves its run marked failed and no profile:
