@@ -260,7 +260,7 @@ def test_load_errors(profile, tmp_path):
         Profile.load(partial)
     bad_key = tmp_path / "bad_key.json"
     bad_key.write_text(json.dumps({**profile.to_dict(), "compute": {"gemm-float32": {}}}))
-    with pytest.raises(ProfileError, match="'gemm-float32' is not 'category/dtype/threads'"):
+    with pytest.raises(ProfileError, match="'gemm-float32' is not 'name/dtype/threads'"):
         Profile.load(bad_key)
     with pytest.raises(ProfileError, match=r"end in \.json, \.yaml or \.yml"):
         Profile.load(tmp_path / "profile.txt")

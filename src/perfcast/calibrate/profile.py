@@ -330,11 +330,9 @@ def _curves_from_dict(section: str, d: Any) -> dict[CurveKey, Curve]:
         raise ProfileError(f"profile {section} must be a mapping of curves")
     curves = {}
     for text, curve in d.items():
-        parts = str(text).split("/")
-        if len(parts) != 3 or not parts[2].isdigit():
-            raise ProfileError(f"profile {section} key {text!r} is not 'category/dtype/threads'")
+        key = _parse_key(section, text)
         try:
-            curves[(parts[0], parts[1], int(parts[2]))] = Curve.from_dict(curve)
+            curves[key] = Curve.from_dict(curve)
         except ValueError as exc:
             raise ProfileError(f"profile {section} curve {text!r}: {exc}") from None
     return curves
