@@ -119,7 +119,7 @@ class CalibratedEfficiency:
     def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
                 dtype: str) -> Efficiency | None:
         """Efficiencies that make the roofline's max() equal the shape model's busy time."""
-        found = self._lookup(self.profile.shape, category, dtype)
+        found = self._lookup(self.profile.shape, (category,), dtype)
         if found is None:
             return None
         model, t, cap = found
@@ -145,7 +145,7 @@ class CalibratedEfficiency:
         costs."""
         seconds: Dim = 0.0
         for kind, count in kernel.elements:
-            found = self._lookup(self.profile.element_cost, kind, dtype)
+            found = self._lookup(self.profile.element_cost, (kind,), dtype)
             if found is not None:
                 cost, t, _ = found
                 seconds = seconds + count * cost * t / self.threads
@@ -153,36 +153,32 @@ class CalibratedEfficiency:
             return default
         return kernel.flops / (peak_for(kernel, hardware) * seconds)
 
-    def _lookup(self, table: Mapping[tuple[str, str, int], _T], name: str,
+    def _lookup(self, table: Mapping[tuple[str, str, int], _T], names: tuple[str, ...],
                 dtype: str) -> tuple[_T, int, Confidence] | None:
-        """``table``'s entry for ``name`` at ``dtype`` (else float32, THEORETICAL) and the
-        nearest thread count: (entry, its threads, the confidence cap)."""
+        """The first entry of ``table`` found for ``names`` (in order) at ``dtype``, else at
+        float32 (THEORETICAL), at the nearest thread count: (entry, its threads, the
+        confidence cap)."""
         for d, cap in ((dtype, Confidence.CALIBRATED), (FALLBACK_DTYPE, Confidence.THEORETICAL)):
-            threads = [t for c, dt, t in table if c == name and dt == d]
-            if threads:
-                t = _nearest(threads, self.threads)
-                return table[(name, d, t)], t, cap
+            for name in names:
+                threads = [t for c, dt, t in table if c == name and dt == d]
+                if threads:
+                    t = _nearest(threads, self.threads)
+                    return table[(name, d, t)], t, cap
         return None
 
     def _rate(self, table: Mapping[tuple[str, str, int], Curve], categories: tuple[str, ...],
               dtype: str, work: Dim, *, scale: bool) -> tuple[Dim | None, Confidence]:
-        """Rate at ``work`` from the first curve found, and the confidence of that rate.
-
-        Searches ``dtype`` then float32 (THEORETICAL), each over ``categories`` in order, at
-        the nearest thread count (INTERPOLATED at most; rates scaled linearly if ``scale``).
-        """
-        for d, cap in ((dtype, Confidence.CALIBRATED), (FALLBACK_DTYPE, Confidence.THEORETICAL)):
-            for category in categories:
-                threads = [t for c, dt, t in table if c == category and dt == d]
-                if not threads:
-                    continue
-                t = _nearest(threads, self.threads)
-                curve = table[(category, d, t)]
-                rate = curve(work) * (self.threads / t if scale else 1.0)
-                levels = [cap, _weakest(curve.confidence(work))]
-                if t != self.threads:
-                    levels.append(Confidence.INTERPOLATED)
-                return rate, Confidence.weakest(levels)
+        """Rate at ``work`` from the first curve :meth:`_lookup` finds, and its confidence
+        (INTERPOLATED at most off the measured thread count; rates scaled linearly if
+        ``scale``)."""
+        found = self._lookup(table, categories, dtype)
+        if found is not None:
+            curve, t, cap = found
+            rate = curve(work) * (self.threads / t if scale else 1.0)
+            levels = [cap, _weakest(curve.confidence(work))]
+            if t != self.threads:
+                levels.append(Confidence.INTERPOLATED)
+            return rate, Confidence.weakest(levels)
         return None, Confidence.THEORETICAL
 
 

@@ -12,17 +12,17 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
 
 from perfcast.calibrate.composite import CompositeFit
-from perfcast.calibrate.curve import Curve, fit_curve
+from perfcast.calibrate.curve import BUSY_FLOOR, Curve, fit_curve
 from perfcast.calibrate.shape_model import (
     MIN_POINTS,
     ShapeModel,
@@ -52,6 +52,7 @@ POOL_OPS = frozenset({"max_pool2d", "avg_pool2d"})
 ELEMENT_COST_MAX_NUMEL = 1 << 19
 
 CurveKey = tuple[str, str, int]
+_T = TypeVar("_T")
 
 
 class ProfileError(ValueError):
@@ -280,9 +281,8 @@ def _element_costs(points: Sequence[CalibrationPoint],
             numel = int(p.params["channels"]) * int(p.params["size"]) ** 2
         elif not numel or int(numel) > ELEMENT_COST_MAX_NUMEL:
             continue
-        if numel:
-            busy = max(p.seconds - overhead_s[p.threads], 0.05 * p.seconds)
-            costs[(str(p.params["op"]), p.dtype, p.threads)].append(busy / int(numel))
+        busy = max(p.seconds - overhead_s[p.threads], BUSY_FLOOR * p.seconds)
+        costs[(str(p.params["op"]), p.dtype, p.threads)].append(busy / int(numel))
     return {key: float(np.median(c)) for key, c in sorted(costs.items())}
 
 
@@ -326,16 +326,7 @@ def _curves_to_dict(curves: dict[CurveKey, Curve]) -> dict[str, Any]:
 
 
 def _curves_from_dict(section: str, d: Any) -> dict[CurveKey, Curve]:
-    if not isinstance(d, dict):
-        raise ProfileError(f"profile {section} must be a mapping of curves")
-    curves = {}
-    for text, curve in d.items():
-        key = _parse_key(section, text)
-        try:
-            curves[key] = Curve.from_dict(curve)
-        except ValueError as exc:
-            raise ProfileError(f"profile {section} curve {text!r}: {exc}") from None
-    return curves
+    return _keyed_from_dict(d, section, f"{section} curve", "curves", Curve.from_dict)
 
 
 def _overheads_from_dict(d: Any) -> dict[int, float]:
@@ -352,16 +343,22 @@ def _overheads_from_dict(d: Any) -> dict[int, float]:
 
 
 def _shape_models_from_dict(d: Any) -> dict[CurveKey, ShapeModel]:
+    return _keyed_from_dict(d, "shape", "shape model", "shape models", ShapeModel.from_dict)
+
+
+def _keyed_from_dict(d: Any, section: str, item: str, items: str,
+                     parse: Callable[[Any], _T]) -> dict[CurveKey, _T]:
+    """A profile section keyed 'name/dtype/threads', each value read by ``parse``."""
     if not isinstance(d, dict):
-        raise ProfileError("profile shape must be a mapping of shape models")
-    models = {}
-    for text, model in d.items():
-        key = _parse_key("shape", text)
+        raise ProfileError(f"profile {section} must be a mapping of {items}")
+    parsed = {}
+    for text, value in d.items():
+        key = _parse_key(section, text)
         try:
-            models[key] = ShapeModel.from_dict(model)
+            parsed[key] = parse(value)
         except ValueError as exc:
-            raise ProfileError(f"profile shape model {text!r}: {exc}") from None
-    return models
+            raise ProfileError(f"profile {item} {text!r}: {exc}") from None
+    return parsed
 
 
 def _element_costs_from_dict(d: Any) -> dict[CurveKey, float]:

@@ -29,7 +29,7 @@ from scipy.optimize import least_squares
 from perfcast.calibrate.curve import NEAR, Curve
 from perfcast.estimate.efficiency import Confidence
 from perfcast.ir.tensor import Dim
-from perfcast.passes.kernel_shape import MatrixShape
+from perfcast.passes.kernel_shape import MatrixShape, conv_matrix_shape
 
 MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
 ALIGN = 8  # elements: N and K multiples of this count as aligned
@@ -207,10 +207,8 @@ def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
 
         c_in, c_out, size, kernel, stride, groups = conv_shape(str(params["shape"]))
         side = (size + 2 * (kernel // 2) - kernel) // stride + 1
-        c_in_group, pixels = c_in // groups, int(params.get("batch", 1)) * side * side
-        if groups > 1 and c_in_group == 1:
-            return MatrixShape(1, pixels, c_out, kernel * kernel, True)
-        return MatrixShape(groups, pixels, c_out // groups, c_in_group * kernel * kernel)
+        pixels = int(params.get("batch", 1)) * side * side
+        return conv_matrix_shape(pixels, c_out, c_in // groups, groups, kernel * kernel)
     return None
 
 

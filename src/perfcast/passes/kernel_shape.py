@@ -99,7 +99,13 @@ def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
     else:
         c_out, c_in_group = w.shape[0], w.shape[1]
         pixels = numel(out.shape[:-n_sp - 1]) * numel(out.shape[-n_sp:])
-    depthwise = groups > 1 and c_in_group == 1
-    if depthwise:
+    return conv_matrix_shape(pixels, c_out, c_in_group, groups, window)
+
+
+def conv_matrix_shape(pixels: Dim, c_out: Dim, c_in_group: Dim, groups: int,
+                      window: Dim) -> MatrixShape:
+    """The implicit GEMM of a convolution writing ``pixels`` outputs per channel (batch
+    included): one product per group, or a depthwise stream."""
+    if groups > 1 and c_in_group == 1:
         return MatrixShape(1, pixels, c_out, window, True)
     return MatrixShape(groups, pixels, c_out // groups, c_in_group * window)
