@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psutil
 
 import perfcast
+from perfcast.bench import allocator
 from perfcast.hardware.cpuinfo import read_cpu_facts
 
 GIB = 1 << 30
@@ -74,6 +75,7 @@ class Environment:
             "torch": sw.get("torch"),
             "cuda": sw.get("torch_cuda"),
             "threads": self.settings.get("torch_threads"),
+            "allocator": self.settings.get("allocator"),
         }
 
     def fingerprint(self) -> str:
@@ -297,6 +299,7 @@ def _settings(torch: Any | None, threads: int | None) -> dict[str, Any]:
         "env": {name: os.environ[name] for name in ENV_VARS if name in os.environ},
         "cpu_governor": _read_text(CPUFREQ / "scaling_governor"),
         "cpu_freq_mhz": _cpu_freq_mhz(),
+        "allocator": allocator.describe(),
     }
 
 

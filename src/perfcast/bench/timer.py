@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from perfcast.bench import allocator
 from perfcast.bench.nvtx import nvtx_range
 from perfcast.bench.stats import Stats, StopRule
 
@@ -94,6 +95,7 @@ def measure(fn: Callable[..., Any], *args: Any, device: str = "cpu",
     every sample; ``l2_flush`` (CUDA) zeroes a buffer twice the L2 size before every
     sample; ``cuda_graph`` captures the calls once and times graph replays. ``threads``
     sets torch's intra-op thread count while timing. ``name`` labels the NVTX ranges.
+    The host allocator's thresholds are fixed first (:mod:`perfcast.bench.allocator`).
     """
     rule = rule or StopRule()
     dev = _check_device(device)
@@ -101,6 +103,7 @@ def measure(fn: Callable[..., Any], *args: Any, device: str = "cpu",
     if dev == "cpu" and cuda_graph:
         raise MeasureError("cuda_graph=True needs device='cuda'")
     call = _bind(fn, args, kwargs)
+    allocator.fix_for_timing()
     with torch_threads(threads) as used_threads, _gc_disabled():
         with nvtx_range(name, "warmup"):
             warmup_calls, per_call = _warm_up(call, dev, warmup_s)

@@ -110,6 +110,9 @@ def models(
     profile: Annotated[str | None, typer.Option(
         "--profile", help="Profile file, 'latest' (this machine's newest in the store) or "
                           "'none' (THEORETICAL only).")] = "latest",
+    rounds: Annotated[int, typer.Option(
+        "--rounds", min=1, help="Times each case is measured, in rounds over all cases; the "
+                                "fastest round counts, the spread is reported.")] = 3,
     db: DbOption = None,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Directory for the Markdown report and plot (default: "
@@ -144,6 +147,7 @@ def models(
         with err.status("validating ...") as status:
             result = validate_models(builders, batches=batches, threads=thread_counts,
                                      profile=loaded, foreign_profile=foreign, store=store,
+                                     rounds=rounds,
                                      progress=lambda what: status.update(escape(what)))
     finally:
         store.close()

@@ -23,7 +23,8 @@ from perfcast.hardware.detect import scale_to_threads
 from perfcast.store import Store
 
 WITHIN = 0.10  # an APE at most this counts as "within ±10%" (float rounding tolerated)
-MODEL_RULE = StopRule(target_rel_ci=0.02, min_samples=5, budget_s=3.0)
+MODEL_RULE = StopRule(target_rel_ci=0.02, min_samples=5, budget_s=2.0)  # per case and round
+DEFAULT_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ModelResult:
     confidence: str
     theoretical_s: float
     by_category_s: dict[str, float] = field(default_factory=dict)
+    spread: float = 0.0  # slowest round median / fastest - 1: the measurement noise
 
     @property
     def ape(self) -> float:
@@ -52,7 +54,7 @@ class ModelResult:
                 "predicted_s": self.predicted_s, "measured_s": self.measured_s,
                 "ape": self.ape, "confidence": self.confidence,
                 "theoretical_s": self.theoretical_s, "theoretical_ape": self.theoretical_ape,
-                "predicted_by_category_s": self.by_category_s}
+                "predicted_by_category_s": self.by_category_s, "spread": self.spread}
 
 
 def error_summary(apes: Sequence[float]) -> dict[str, float | None]:
@@ -63,6 +65,14 @@ def error_summary(apes: Sequence[float]) -> dict[str, float | None]:
             "within_10pct": sum(a <= WITHIN + 1e-12 for a in apes) / len(apes)}
 
 
+def noise_summary(spreads: Sequence[float], rounds: int) -> dict[str, float | int | None]:
+    """Rounds per case, the median round-to-round spread and the share of cases over 10%."""
+    if not spreads or rounds < 2:
+        return {"rounds": rounds, "median_spread": None, "over_10pct": None}
+    return {"rounds": rounds, "median_spread": statistics.median(spreads),
+            "over_10pct": sum(s > WITHIN for s in spreads) / len(spreads)}
+
+
 @dataclass
 class ModelValidation:
     """Every model result plus error summaries (calibrated, theoretical, by confidence)."""
@@ -70,6 +80,7 @@ class ModelValidation:
     results: list[ModelResult]
     profile_version: str | None
     failures: dict[str, str] = field(default_factory=dict)
+    rounds: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         by_conf: dict[str, list[float]] = {}
@@ -79,6 +90,7 @@ class ModelValidation:
                 **error_summary([r.ape for r in self.results]),
                 "theoretical": error_summary([r.theoretical_ape for r in self.results]),
                 "by_confidence": {c: error_summary(a) for c, a in by_conf.items()},
+                "noise": noise_summary([r.spread for r in self.results], self.rounds),
                 "profile": self.profile_version, "failures": self.failures}
 
 
@@ -89,20 +101,70 @@ Progress = Callable[[str], None]
 def validate_models(models: dict[str, Builder], *, batches: Sequence[int] = (1, 8),
                     threads: Sequence[int] = (1, 2), profile: Profile | None,
                     foreign_profile: bool = False, store: Store | None = None,
-                    rule: StopRule = MODEL_RULE,
+                    rule: StopRule = MODEL_RULE, rounds: int = DEFAULT_ROUNDS,
                     progress: Progress | None = None) -> ModelValidation:
-    """Predict and measure every model × batch × thread count; a failing model is reported."""
-    import torch
+    """Predict and measure every model × batch × thread count; a failing model is reported.
 
-    from perfcast.estimate.analyze import estimate_prepared, prepare
+    Every case is timed once per round, rounds one after another, so a burst of load on
+    a shared machine hits one round of a case, not all of them. A case's measured
+    latency is its fastest round's median (load only ever slows a run down); the spread
+    of its round medians is reported as its measurement noise.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     from perfcast.hardware import load_spec
 
     local = load_spec("local")
-    results: list[ModelResult] = []
+    cases, failures = _prepare_cases(models, batches, threads, profile, foreign_profile,
+                                     local, progress)
+    medians: list[list[float]] = [[] for _ in cases]
+    for r in range(rounds):
+        for case, timed in zip(cases, medians, strict=True):
+            if progress is not None:
+                progress(f"round {r + 1}/{rounds}: {case.label} threads={case.threads}")
+            timed.append(_time(case, rule))
+    results = [ModelResult(c.name, c.batch, c.threads, c.predicted_s, min(timed),
+                           c.confidence, c.theoretical_s, c.by_category_s,
+                           max(timed) / min(timed) - 1.0)
+               for c, timed in zip(cases, medians, strict=True)]
+    validation = ModelValidation(results, _profile_label(profile), failures, rounds)
+    if store is not None:
+        _record(store, validation)
+    return validation
+
+
+@dataclass
+class _Case:
+    """A built model at one batch and thread count, with its predictions."""
+
+    name: str
+    batch: int
+    threads: int
+    model: Any
+    inputs: tuple
+    predicted_s: float
+    confidence: str
+    theoretical_s: float
+    by_category_s: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} batch={self.batch}"
+
+
+def _prepare_cases(models: dict[str, Builder], batches: Sequence[int],
+                   threads: Sequence[int], profile: Profile | None, foreign: bool,
+                   local: Any, progress: Progress | None) -> tuple[list[_Case], dict[str, str]]:
+    """Build, capture and predict every case; models that fail are reported, not raised."""
+    from perfcast.estimate.analyze import estimate_prepared, prepare
+
+    cases: list[_Case] = []
     failures: dict[str, str] = {}
     for name, build in models.items():
         for batch in batches:
             label = f"{name} batch={batch}"
+            if progress is not None:
+                progress(f"capturing {label}")
             try:
                 model, inputs = build(batch)
                 prepared = prepare(model, inputs, dtype="float32", name=name)
@@ -110,21 +172,22 @@ def validate_models(models: dict[str, Builder], *, batches: Sequence[int] = (1, 
                 failures[label] = f"{type(exc).__name__}: {exc}"
                 continue
             for t in threads:
-                if progress is not None:
-                    progress(f"{label} threads={t}")
-                predicted, confidence, by_cat = _predict(prepared, local, profile, t,
-                                                         foreign_profile, estimate_prepared)
+                predicted, confidence, by_cat = _predict(prepared, local, profile, t, foreign,
+                                                         estimate_prepared)
                 theoretical = estimate_prepared(prepared,
                                                 scale_to_threads(local, t)).totals.time_s
-                with torch.inference_mode():
-                    measured = measure(model, *inputs, threads=t, rule=rule, name=label)
-                results.append(ModelResult(name, batch, t, float(predicted),
-                                           measured.median_s, confidence, float(theoretical),
-                                           by_cat))
-    validation = ModelValidation(results, _profile_label(profile), failures)
-    if store is not None:
-        _record(store, validation)
-    return validation
+                cases.append(_Case(name, batch, t, model, inputs, predicted, confidence,
+                                   float(theoretical), by_cat))
+    return cases, failures
+
+
+def _time(case: _Case, rule: StopRule) -> float:
+    """Median forward latency of one case, timed once."""
+    import torch
+
+    with torch.inference_mode():
+        return measure(case.model, *case.inputs, threads=case.threads, rule=rule,
+                       name=f"{case.label} threads={case.threads}").median_s
 
 
 def _predict(prepared: Any, local: Any, profile: Profile | None, threads: int, foreign: bool,
@@ -154,7 +217,7 @@ def _record(store: Store, validation: ModelValidation) -> None:
                              hardware="local", predicted_s=r.predicted_s,
                              measured_s=r.measured_s, confidence=r.confidence,
                              estimator_version=__version__,
-                             data={"theoretical_s": r.theoretical_s,
+                             data={"theoretical_s": r.theoretical_s, "spread": r.spread,
                                    "profile": validation.profile_version,
                                    "predicted_by_category_s": r.by_category_s})
 
@@ -191,11 +254,12 @@ def render_markdown(validation: ModelValidation) -> str:
     d = validation.to_dict()
     lines = ["# perfcast validate models", "",
              f"profile: {d['profile'] or 'none (THEORETICAL)'}", "",
-             "| model | batch | threads | measured ms | predicted ms | APE | confidence "
-             "| theoretical ms | APE |", "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "| model | batch | threads | measured ms | spread | predicted ms | APE | confidence "
+             "| theoretical ms | APE |", "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for m in d["models"]:
         lines.append(f"| {m['name']} | {m['batch']} | {m['threads']} | "
-                     f"{m['measured_s'] * 1e3:.2f} | {m['predicted_s'] * 1e3:.2f} | "
+                     f"{m['measured_s'] * 1e3:.2f} | {m['spread']:.0%} | "
+                     f"{m['predicted_s'] * 1e3:.2f} | "
                      f"{m['ape']:.1%} | {m['confidence']} | {m['theoretical_s'] * 1e3:.2f} | "
                      f"{m['theoretical_ape']:.1%} |")
     lines += ["", "| estimate | MAPE | median APE | within ±10% |", "|---|---:|---:|---:|"]
@@ -204,6 +268,11 @@ def render_markdown(validation: ModelValidation) -> str:
         if s["mape"] is not None:
             lines.append(f"| {label} | {s['mape']:.1%} | {s['median_ape']:.1%} | "
                          f"{s['within_10pct']:.0%} |")
+    noise = d["noise"]
+    if noise["median_spread"] is not None:
+        lines += ["", f"measured: the fastest of {noise['rounds']} rounds' medians per case; "
+                  f"spread between rounds: median {noise['median_spread']:.1%}, over 10% in "
+                  f"{noise['over_10pct']:.0%} of cases"]
     for label, error in d["failures"].items():
         lines.append(f"\nfailed: {label}: {error}")
     return "\n".join(lines) + "\n"
