@@ -160,3 +160,37 @@ def test_microbenchmark_weights_share_no_shape_with_validation_models() -> None:
                 calibration.add((n, k))
     assert len(calibration) > 1000
     assert calibration.isdisjoint(validation), sorted(calibration & validation)[:10]
+
+
+def _conv_layers(model, inputs) -> set[tuple[int, ...]]:
+    """(c_in, c_out, input side, kernel, stride, groups) of every Conv2d a forward runs."""
+    import torch
+
+    seen: set[tuple[int, ...]] = set()
+
+    def record(module, args) -> None:
+        seen.add((module.in_channels, module.out_channels, args[0].shape[-1],
+                  module.kernel_size[0], module.stride[0], module.groups))
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        model(*inputs)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_microbenchmark_convolutions_are_not_validation_layers() -> None:
+    """No convolution a calibration family can time, at any size it can reach, is a layer
+    of a validation model (same channels, input size, kernel, stride and groups)."""
+    from perfcast.bench.suites.micro import conv_shape
+    from perfcast.calibrate.sampler import families
+    from perfcast.validate.zoo import ZOO
+
+    validation = set().union(*(_conv_layers(*ZOO[name].build(1)) for name in ZOO
+                               if ZOO[name].kind == "cnn"))
+    calibration = {conv_shape(f.make(size, "float32")["shape"]) for f in families()
+                   if f.target == "micro:conv2d" for size in range(f.lo, f.hi + 1)}
+    assert len(validation) > 20 and len(calibration) > 500
+    assert calibration.isdisjoint(validation), sorted(calibration & validation)[:10]

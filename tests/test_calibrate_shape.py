@@ -10,9 +10,11 @@ import torch
 from perfcast.calibrate import CalibrationPoint, Curve, Profile, ProfileError, fit_profile
 from perfcast.calibrate.model import CalibratedEfficiency
 from perfcast.calibrate.shape_model import (
+    BLOCKS,
     MIN_POINTS,
     ShapeModel,
     ShapeSample,
+    channel_padding,
     fit_shape_model,
     point_shape,
     streams,
@@ -77,9 +79,9 @@ def test_matrix_shapes_of_linear_bmm_and_convolutions_are_the_implicit_gemms():
     assert (linear.batch, linear.m, linear.n, linear.k) == (1, 10, 80, 48)
     assert shapes["bmm"] == MatrixShape(3, 7, 11, 9)
     conv = next(s for kind, s in shapes.items() if "conv" in kind and not kind.endswith("-dw"))
-    assert conv == MatrixShape(1, 2 * 8 * 8, 10, 6 * 9)
+    assert conv == MatrixShape(1, 2 * 8 * 8, 10, 6 * 9, window=9)
     dw = next(s for kind, s in shapes.items() if kind.endswith("-dw"))
-    assert dw == MatrixShape(1, 2 * 8 * 8, 10, 9, depthwise=True)
+    assert dw == MatrixShape(1, 2 * 8 * 8, 10, 9, depthwise=True, window=9)
     # 2*M*N*K*batch is the FLOP count without bias (convs here have a bias: + outputs).
     bmm = next(k for k in kernels if k.nodes[0].kind == "bmm")
     assert bmm.flops == 2 * 3 * 7 * 11 * 9
@@ -93,10 +95,10 @@ def test_point_shape_reads_microbenchmark_parameters():
     assert point_shape("gemm", {"batch": 12, "n": 64}) == MatrixShape(12, 64, 64, 64)
     # 40 -> 80 channels, 3x3, stride 2 on 28x28: 14x14 outputs, K = 40 * 9.
     assert point_shape("conv", {"shape": "40-80-28-3-2-1", "batch": 2}) == \
-        MatrixShape(1, 2 * 14 * 14, 80, 360)
+        MatrixShape(1, 2 * 14 * 14, 80, 360, window=9)
     # 96 -> 96 channels in 8 groups: eight 784 x 12 x 108 products.
     assert point_shape("conv", {"shape": "96-96-28-3-1-8", "batch": 1}) == \
-        MatrixShape(8, 784, 12, 108)
+        MatrixShape(8, 784, 12, 108, window=9)
     dw = point_shape("conv", {"shape": "32-32-28-3-1-32", "batch": 1})
     assert dw is not None and dw.depthwise and streams("conv", dw)
     assert streams("gemm", MatrixShape(1, 1, 640, 640))
@@ -122,6 +124,46 @@ def test_fit_shape_model_recovers_a_known_machine():
     assert model.memory_weight == pytest.approx(TRUE["memory_weight"], rel=0.2)
 
 
+def conv_samples(rng: np.random.Generator, count: int, block: int) -> list[ShapeSample]:
+    """3x3 convolutions on a machine that computes whole blocks of ``block`` channels."""
+    samples = []
+    for _ in range(count):
+        c_in, c_out = (int(x) for x in rng.integers(3, 200, 2))
+        m = float(round(np.exp(rng.uniform(np.log(50), np.log(20000)))))
+        n, k = float(c_out), float(9 * c_in)
+        flops, nbytes = 2 * m * n * k, 4 * (m * k + k * n + m * n)
+        seconds = true_seconds(m, n, k, flops * channel_padding(n, k, 9, block), nbytes)
+        samples.append(ShapeSample(1, m, n, k, flops, nbytes,
+                                   seconds * (1 + rng.uniform(-0.02, 0.02)), window=9))
+    return samples
+
+
+def test_channel_padding_rounds_output_channels_and_wide_inputs_up_to_the_block():
+    assert channel_padding(20, 32 * 9, 9, 16) == pytest.approx(32 / 20)
+    assert channel_padding(3, 32 * 9, 9, 16) == pytest.approx(16 / 3)
+    assert channel_padding(16, 3 * 9, 9, 16) == 1.0  # an RGB input is not padded
+    assert channel_padding(32, 20 * 9, 9, 16) == pytest.approx(32 / 20)
+    assert channel_padding(20, 20 * 9, 9, 8) == pytest.approx((24 / 20) ** 2)
+    assert channel_padding(20, 20, 1, 1) == 1.0
+    np.testing.assert_allclose(channel_padding(np.array([16, 24]), 288, 9, 16), [1.0, 4 / 3])
+
+
+@pytest.mark.parametrize("block", [1, 16])
+def test_fit_finds_the_channel_block_of_a_known_machine(block):
+    model = fit_shape_model(conv_samples(np.random.default_rng(6), 120, block),
+                            overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH, blocks=BLOCKS)
+    assert model.block == block
+    assert model.rel_rmse < 0.03
+    # 20 output channels cost as much as 32 with a 16-channel block, 20/32 of it without.
+    for c_out in (20, 32):
+        m, n, k = 4096.0, float(c_out), 9 * 32.0
+        flops, nbytes = 2 * m * n * k, 4 * (m * k + k * n + m * n)
+        arithmetic, memory = model.busy_s(m, n, k, flops, nbytes, BANDWIDTH, window=9)
+        truth = true_seconds(m, n, k, flops * channel_padding(n, k, 9, block), nbytes)
+        assert OVERHEAD_S + arithmetic + memory == pytest.approx(truth, rel=0.05)
+    assert ShapeModel.from_dict(model.to_dict()) == model
+
+
 def test_shape_model_confidence_follows_the_measured_range():
     model = fit_shape_model(gemm_samples(np.random.default_rng(4), 30), overhead_s=OVERHEAD_S,
                             bandwidth=BANDWIDTH)
@@ -142,6 +184,8 @@ def test_shape_model_refuses_too_few_points_and_bad_values():
         ShapeModel(-1.0, 1, 1, 1, 1, 0.1, 1.0, (1, 1, 1), (2, 2, 2), 8, 0.0)
     with pytest.raises(ValueError, match="missing fields: rate"):
         ShapeModel.from_dict({"half_m": 1})
+    with pytest.raises(ValueError, match=r"block must be one of \[1, 8, 16\], got 3"):
+        ShapeModel(1.0, 1, 1, 1, 1, 0.1, 1.0, (1, 1, 1), (2, 2, 2), 8, 0.0, block=3)
 
 
 # --- profiles with shape models and element costs -----------------------------------------

@@ -129,7 +129,8 @@ class CalibratedEfficiency:
         shape = kernel.shape
         assert shape is not None
         arithmetic, moving = model.busy_s(shape.m, shape.n, shape.k, kernel.flops, kernel.bytes,
-                                          bandwidth, footprint=self.weights_bytes)
+                                          bandwidth, footprint=self.weights_bytes,
+                                          window=shape.window)
         busy = (arithmetic + moving) * t / self.threads  # threads scale linearly off-profile
         levels = [cap, _weakest(model.confidence(shape.m, shape.n, shape.k))]
         if t != self.threads:

@@ -5,11 +5,15 @@ the register tiles partly empty, and with few rows (small M) the cost of packing
 weight matrix, which grows with its bytes and with where it lives (cache or DRAM),
 is no longer hidden by the arithmetic. :class:`ShapeModel` writes that as
 
-    busy = flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k))
+    busy = padding * flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k))
            + w * (1 + u * unaligned) * bytes / bandwidth(bytes)
 
 with ``s(x, h) = 1 / (1 + (h / x) ** p)`` (the share of a tile of ``h`` that ``x``
-fills, smoothly, ``p`` fitted), ``unaligned`` 1 when N or K is not a multiple of ALIGN
+fills, smoothly, ``p`` fitted), ``padding`` the work added by rounding channel counts up
+to the library's channel block (oneDNN convolutions compute whole blocks of 16 output
+channels with AVX-512: here a 3x3 conv with 20 output channels runs at 63 GFLOP/s, with
+16 or 32 at 75 and 104; the block, 1 for none, is chosen by the fit from BLOCKS),
+``unaligned`` 1 when N or K is not a multiple of ALIGN
 elements (packing rows that do not fill whole vectors costs more: a 64x50257x768
 product runs 30% slower than 64x50256x768 here) and ``bandwidth`` the machine's
 measured streaming rate at that size. Its seven parameters are fitted to
@@ -33,6 +37,7 @@ from perfcast.passes.kernel_shape import MatrixShape, conv_matrix_shape
 
 MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
 ALIGN = 8  # elements: N and K multiples of this count as aligned
+BLOCKS = (1, 8, 16)  # channel blocks a convolution shape model is fitted with
 _HALF_BOUNDS = (1e-3, 1e5)  # tile half-fill sizes h_m, h_n, h_k
 _WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w, unaligned weight u
 _SHARPNESS_BOUNDS = (0.5, 4.0)  # exponent p of the tile fill
@@ -50,6 +55,7 @@ class ShapeSample:
     flops: float
     bytes: float
     seconds: float
+    window: float = 1.0  # convolution window elements (K / window = input channels)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class ShapeModel:
     hi: tuple[float, float, float]  # largest M, N, K measured
     n_points: int
     rel_rmse: float  # RMS relative error of the fit on its own points
+    block: int = 1  # channel block the work is rounded up to (1: none)
 
     def __post_init__(self) -> None:
         values = {"rate": self.rate, "half_m": self.half_m, "half_n": self.half_n,
@@ -80,6 +87,9 @@ class ShapeModel:
         if any(not 0 < a <= b for a, b in zip(self.lo, self.hi, strict=True)):
             raise ValueError(f"shape model range must satisfy 0 < lo <= hi, got "
                              f"lo={list(self.lo)} hi={list(self.hi)}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"shape model block must be one of {list(BLOCKS)}, "
+                             f"got {self.block}")
         if self.n_points < 1:
             raise ValueError(f"shape model n_points must be >= 1, got {self.n_points}")
         if not (np.isfinite(self.rel_rmse) and self.rel_rmse >= 0):
@@ -93,13 +103,15 @@ class ShapeModel:
             * _fill(k, self.half_k, p)
 
     def busy_s(self, m: Dim, n: Dim, k: Dim, flops: Dim, nbytes: Dim, bandwidth: Curve, *,
-               footprint: Dim = 0.0) -> tuple[Dim, Dim]:
+               footprint: Dim = 0.0, window: Dim = 1.0) -> tuple[Dim, Dim]:
         """(arithmetic seconds, memory seconds); their sum is the busy time.
 
         The bandwidth is read at ``footprint`` bytes where that exceeds ``nbytes``: the
-        working set that decides which memory level the operands stream from.
+        working set that decides which memory level the operands stream from. ``window``
+        is a convolution's window elements (``k / window`` input channels).
         """
-        compute = flops / self.compute_rate(m, n, k)
+        work = flops * channel_padding(n, k, window, self.block)
+        compute = work / self.compute_rate(m, n, k)
         packing = self.memory_weight * (1 + self.unaligned_weight * unaligned(n, k))
         memory = packing * nbytes / bandwidth(np.maximum(np.maximum(nbytes, footprint), 1.0))
         return compute, memory
@@ -127,7 +139,7 @@ class ShapeModel:
         if not isinstance(d, dict):
             raise ValueError(f"shape model must be a mapping, got {type(d).__name__}")
         fields = ("rate", "half_m", "half_n", "half_k", "memory_weight", "unaligned_weight",
-                  "sharpness", "lo", "hi", "n_points", "rel_rmse")
+                  "sharpness", "lo", "hi", "n_points", "rel_rmse")  # block: 1 when absent
         missing = [f for f in fields if f not in d]
         if missing:
             raise ValueError(f"shape model is missing fields: {', '.join(missing)}")
@@ -136,36 +148,45 @@ class ShapeModel:
             lo = tuple(float(x) for x in d["lo"])
             hi = tuple(float(x) for x in d["hi"])
             return cls(**floats, lo=lo, hi=hi, n_points=int(d["n_points"]),  # type: ignore[arg-type]
-                       rel_rmse=float(d["rel_rmse"]))
+                       rel_rmse=float(d["rel_rmse"]), block=int(d.get("block", 1)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"shape model has an invalid field: {exc}") from None
 
 
 def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
-                    bandwidth: Curve) -> ShapeModel:
+                    bandwidth: Curve, blocks: Sequence[int] = (1,)) -> ShapeModel:
     """Fit a :class:`ShapeModel` to measured calls, less a fixed per-call ``overhead_s``.
 
-    Minimizes the soft-L1 loss of log(predicted / measured) seconds; raises ValueError
-    with fewer than MIN_POINTS samples or on non-positive values.
+    Minimizes the soft-L1 loss of log(predicted / measured) seconds, once per channel
+    block in ``blocks``, and keeps the block that fits best; raises ValueError with fewer
+    than MIN_POINTS samples or on non-positive values.
     """
     if len(samples) < MIN_POINTS:
         raise ValueError(f"a shape model needs at least {MIN_POINTS} measured shapes, "
                          f"got {len(samples)}")
-    a = np.array([[s.batch, s.m, s.n, s.k, s.flops, s.bytes, s.seconds] for s in samples],
-                 float)
+    a = np.array([[s.batch, s.m, s.n, s.k, s.flops, s.bytes, s.seconds, s.window]
+                  for s in samples], float)
     if not (np.all(np.isfinite(a)) and np.all(a > 0)):
         raise ValueError("shape samples must have finite, positive dimensions, work and "
                          "seconds")
-    _, m, n, k, flops, nbytes, seconds = a.T
+    fits = [_fit_block(a, overhead_s, bandwidth, block) for block in blocks]
+    return min(fits, key=lambda fit: fit[1])[0]
+
+
+def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
+               block: int) -> tuple[ShapeModel, float]:
+    """The shape model fitted with one channel block, and its loss."""
+    _, m, n, k, flops, nbytes, seconds, window = a.T
     memory_time = nbytes / bandwidth(nbytes)
     odd = unaligned(n, k)
+    work = flops * channel_padding(n, k, window, block)
 
     def predict(p: np.ndarray) -> np.ndarray:
         rate, hm, hn, hk, w, u, sharp = np.exp(p)
         fill = _fill(m, hm, sharp) * _fill(n, hn, sharp) * _fill(k, hk, sharp)
-        return overhead_s + flops / (rate * fill) + w * (1 + u * odd) * memory_time
+        return overhead_s + work / (rate * fill) + w * (1 + u * odd) * memory_time
 
-    best_rate = float(np.max(flops / seconds))
+    best_rate = float(np.max(work / seconds))
     half_lo, half_hi = _HALF_BOUNDS
     start = np.log([best_rate, 4.0, 8.0, 8.0, 0.5, 0.1, 1.0])
     lower = np.log([best_rate / 4, half_lo, half_lo, half_lo, _WEIGHT_BOUNDS[0],
@@ -176,10 +197,27 @@ def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
                         loss="soft_l1", f_scale=0.1)
     rate, hm, hn, hk, w, u, sharp = np.exp(fit.x).tolist()
     rel = predict(fit.x) / seconds - 1
-    return ShapeModel(rate, hm, hn, hk, w, u, sharp,
-                      lo=(float(m.min()), float(n.min()), float(k.min())),
-                      hi=(float(m.max()), float(n.max()), float(k.max())), n_points=len(samples),
-                      rel_rmse=float(np.sqrt(np.mean(rel**2))))
+    model = ShapeModel(rate, hm, hn, hk, w, u, sharp,
+                       lo=(float(m.min()), float(n.min()), float(k.min())),
+                       hi=(float(m.max()), float(n.max()), float(k.max())),
+                       n_points=len(a), rel_rmse=float(np.sqrt(np.mean(rel**2))), block=block)
+    return model, float(fit.cost)
+
+
+def channel_padding(n: Dim, k: Dim, window: Dim, block: int) -> Dim:
+    """Work with channel counts rounded up to ``block``, over the work without.
+
+    Only windowed convolutions are blocked (1x1 convolutions and GEMMs run as plain
+    GEMMs). Output channels (N) are always rounded; input channels (``k / window``) only
+    above one block: narrower inputs (an RGB image) take a path of their own.
+    """
+    if block <= 1:
+        return 1.0
+    c_in = np.asarray(k, float) / window
+    out = np.ceil(np.asarray(n, float) / block) * block / n
+    inp = np.where(c_in > block, np.ceil(c_in / block) * block / c_in, 1.0)
+    padding = np.where(np.asarray(window) > 1, out * inp, 1.0)
+    return float(padding) if np.ndim(padding) == 0 else padding
 
 
 def unaligned(n: Dim, k: Dim) -> Dim:

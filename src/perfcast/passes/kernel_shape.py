@@ -31,7 +31,8 @@ class MatrixShape:
     (a grouped convolution is one product per group).
 
     ``depthwise``: a grouped convolution with one input channel per group, which libraries
-    run as a streaming stencil rather than as a GEMM.
+    run as a streaming stencil rather than as a GEMM. ``window``: the convolution window's
+    elements, so that ``k / window`` is the input channels per group (1 for a GEMM).
     """
 
     batch: Dim
@@ -39,6 +40,7 @@ class MatrixShape:
     n: Dim
     k: Dim
     depthwise: bool = False
+    window: Dim = 1
 
 
 def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
@@ -107,5 +109,5 @@ def conv_matrix_shape(pixels: Dim, c_out: Dim, c_in_group: Dim, groups: int,
     """The implicit GEMM of a convolution writing ``pixels`` outputs per channel (batch
     included): one product per group, or a depthwise stream."""
     if groups > 1 and c_in_group == 1:
-        return MatrixShape(1, pixels, c_out, window, True)
-    return MatrixShape(groups, pixels, c_out // groups, c_in_group * window)
+        return MatrixShape(1, pixels, c_out, window, True, window)
+    return MatrixShape(groups, pixels, c_out // groups, c_in_group * window, window=window)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from perfcast.bench import allocator
 from perfcast.bench.timer import torch_threads
 from perfcast.estimate.efficiency import EfficiencyModel
 from perfcast.estimate.result import Estimate
@@ -199,6 +200,7 @@ def measure_kernels(model: Any, example_inputs: Any, *, estimate: Estimate,
     if estimate.target != "eager":
         raise ValueError(f"per-kernel ground truth needs an eager estimate, "
                          f"got target {estimate.target!r}")
+    allocator.fix_for_timing()  # the allocator settings model timings run under
     with torch_threads(threads) as used:
         forwards, walls = _profile(model, example_inputs, iterations, warmup)
     ops = _median_forward(forwards)
