@@ -119,8 +119,9 @@ def calibrate(
         name = "/".join(map(str, key))
         out.print(f"{name} shape model: {model.rate / 1e9:.0f} GFLOP/s with full tiles, "
                   f"half-full at M={model.half_m:.1f} N={model.half_n:.1f} "
-                  f"K={model.half_k:.1f}, packing x{model.memory_weight:.2f} of streaming; "
-                  f"RMS error {model.rel_rmse:.0%} on {model.n_points} shapes")
+                  f"K={model.half_k:.1f}, packing x{model.memory_weight:.2f} of streaming"
+                  + (f", channels in blocks of {model.block}" if model.block > 1 else "")
+                  + f"; RMS error {model.rel_rmse:.0%} on {model.n_points} shapes")
     costs = ", ".join(f"{'/'.join(map(str, k))} {c * 1e9:.2f} ns"
                       for k, c in result.profile.element_cost.items())
     if costs:
