@@ -304,3 +304,33 @@ def test_estimates_charge_tanh_its_per_element_cost(shaped):
     t_add = estimate_kernel(add, hw, eff)
     assert t_tanh.time_s - t_tanh.overhead_s == pytest.approx(numel * 2.5e-9, rel=0.02)
     assert t_add.time_s - t_add.overhead_s == pytest.approx(12.0 * numel / 50e9, rel=0.1)
+
+
+def test_profile_fits_a_fixed_cost_per_call_beside_the_per_element_cost(tmp_path):
+    """GELU-like: 5 us per call beyond dispatch plus 0.6 ns per element, one noisy size."""
+    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
+    for numel in np.geomspace(1 << 14, 1 << 19, 9).astype(int):
+        busy = 5e-6 + 0.6e-9 * numel
+        if numel == 1 << 14:
+            busy *= 1.8  # one point slowed down by a neighbour: the robust line ignores it
+        points.append(CalibrationPoint("elementwise", "float32", 1, numel, 8.0 * numel,
+                                       OVERHEAD_S + busy, {"op": "gelu", "numel": int(numel)}))
+    profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
+                          perfcast_version="0")
+    key = ("gelu", "float32", 1)
+    assert profile.element_cost[key] == pytest.approx(0.6e-9, rel=0.02)
+    assert profile.element_fixed_s[key] == pytest.approx(5e-6, rel=0.05)
+    gelu = Kernel("k", (), Category.ELEMENTWISE, 8.0 * 768, 8.0 * 768, "float32", "m",
+                  elements=(("gelu", 768),))
+    est = estimate_kernel(gelu, detect_local(), CalibratedEfficiency(profile, 1))
+    assert est.time_s - est.overhead_s == pytest.approx(5e-6 + 0.6e-9 * 768, rel=0.05)
+    path = tmp_path / "p.json"
+    profile.save(path)
+    assert Profile.load(path).element_fixed_s == profile.element_fixed_s
+    data = profile.to_dict()
+    data["element_fixed_s"] = {"gelu/float32/1": -1e-6}
+    with pytest.raises(ProfileError, match="element_fixed_s 'gelu/float32/1' must be finite "
+                                           "and >= 0"):
+        Profile.from_dict(data)
+    del data["element_fixed_s"]  # profiles written before fixed costs existed
+    assert Profile.from_dict(data).element_fixed_s == {}

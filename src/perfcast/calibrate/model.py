@@ -143,13 +143,14 @@ class CalibratedEfficiency:
     def _element_compute(self, kernel: Kernel, hardware: HardwareSpec, dtype: str,
                          default: Dim) -> Dim:
         """Compute efficiency of an elementwise or pooling kernel from its ops' per-element
-        costs."""
+        costs and fixed per-call costs."""
         seconds: Dim = 0.0
         for kind, count in kernel.elements:
             found = self._lookup(self.profile.element_cost, (kind,), dtype)
             if found is not None:
                 cost, t, _ = found
-                seconds = seconds + count * cost * t / self.threads
+                fixed = self.profile.element_fixed_s.get((kind, dtype, t), 0.0)
+                seconds = seconds + fixed + count * cost * t / self.threads
         if not np.any(seconds) or not np.all(kernel.flops):
             return default
         return kernel.flops / (peak_for(kernel, hardware) * seconds)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import yaml
+from scipy.stats import theilslopes
 
 from perfcast.calibrate.composite import CompositeFit
 from perfcast.calibrate.curve import BUSY_FLOOR, Curve, fit_curve
@@ -104,6 +105,8 @@ class Profile:
     shape: dict[CurveKey, ShapeModel] = field(default_factory=dict)
     # (elementwise op kind, dtype, threads) -> seconds per output element
     element_cost: dict[CurveKey, float] = field(default_factory=dict)
+    # (the same keys) -> seconds per call beyond the dispatch overhead (GELU's is 5 us)
+    element_fixed_s: dict[CurveKey, float] = field(default_factory=dict)
     composite: dict[int, CompositeFit] = field(default_factory=dict)  # threads -> fit
 
     def threads_available(self) -> list[int]:
@@ -125,6 +128,8 @@ class Profile:
             "memory": _curves_to_dict(self.memory),
             "shape": {_key_str(k): m.to_dict() for k, m in sorted(self.shape.items())},
             "element_cost": {_key_str(k): c for k, c in sorted(self.element_cost.items())},
+            "element_fixed_s": {_key_str(k): c
+                                for k, c in sorted(self.element_fixed_s.items())},
             "composite": {str(t): f.to_dict() for t, f in sorted(self.composite.items())},
         }
 
@@ -153,6 +158,8 @@ class Profile:
             memory=_curves_from_dict("memory", d["memory"]),
             shape=_shape_models_from_dict(d["shape"]),
             element_cost=_element_costs_from_dict(d["element_cost"]),
+            element_fixed_s=_element_costs_from_dict(d.get("element_fixed_s", {}),
+                                                     "element_fixed_s", positive=False),
             composite=_composite_from_dict(d["composite"]),
         )
 
@@ -223,6 +230,7 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
     pooled = [(POOLED, p) for p in memory]
     curves = _fit_curves([*((p.category, p) for p in [*memory, *streaming]), *pooled],
                          "bytes", overhead_s)
+    element_costs = _element_costs(costly, overhead_s)
     return Profile(
         schema=PROFILE_SCHEMA,
         hardware_key=hardware_key,
@@ -234,7 +242,8 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
         compute=_fit_curves([(p.category, p) for p in compute], "flops", overhead_s),
         memory=curves,
         shape=_fit_shape_models(compute, overhead_s, curves),
-        element_cost=_element_costs(costly, overhead_s),
+        element_cost={key: cost for key, (cost, _) in element_costs.items()},
+        element_fixed_s={key: fixed for key, (_, fixed) in element_costs.items()},
     )
 
 
@@ -274,10 +283,11 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
 
 
 def _element_costs(points: Sequence[CalibrationPoint],
-                   overhead_s: dict[int, float]) -> dict[CurveKey, float]:
-    """Median seconds per element of each costly elementwise op (from its in-cache sizes)
-    and pooling op (elements read, every size)."""
-    costs: dict[CurveKey, list[float]] = defaultdict(list)
+                   overhead_s: dict[int, float]) -> dict[CurveKey, tuple[float, float]]:
+    """(seconds per element, fixed seconds per call) of each costly elementwise op (from
+    its in-cache sizes) and pooling op (elements read, every size): a robust line
+    (Theil-Sen) through busy time against elements."""
+    samples: dict[CurveKey, list[tuple[int, float]]] = defaultdict(list)
     for p in points:
         numel = p.params.get("numel")
         if p.params.get("op") in POOL_OPS:  # per element read, at every size measured
@@ -285,8 +295,20 @@ def _element_costs(points: Sequence[CalibrationPoint],
         elif not numel or int(numel) > ELEMENT_COST_MAX_NUMEL:
             continue
         busy = max(p.seconds - overhead_s[p.threads], BUSY_FLOOR * p.seconds)
-        costs[(str(p.params["op"]), p.dtype, p.threads)].append(busy / int(numel))
-    return {key: float(np.median(c)) for key, c in sorted(costs.items())}
+        samples[(str(p.params["op"]), p.dtype, p.threads)].append((int(numel), busy))
+    return {key: _element_line(s) for key, s in sorted(samples.items())}
+
+
+def _element_line(samples: list[tuple[int, float]]) -> tuple[float, float]:
+    """(slope, intercept >= 0) of busy seconds against elements; with one size, or a line
+    that does not rise, the median seconds per element and no fixed cost."""
+    numel, busy = (np.array(x, float) for x in zip(*samples, strict=True))
+    if len(set(numel.tolist())) >= 2:
+        slope, intercept, _, _ = theilslopes(busy, numel)
+        if slope > 0:
+            intercept = max(float(intercept), 0.0)
+            return float(np.median((busy - intercept) / numel)), intercept
+    return float(np.median(busy / numel)), 0.0
 
 
 def _overheads(points: Sequence[CalibrationPoint], category: str) -> dict[int, float]:
@@ -364,20 +386,21 @@ def _keyed_from_dict(d: Any, section: str, item: str, items: str,
     return parsed
 
 
-def _element_costs_from_dict(d: Any) -> dict[CurveKey, float]:
+def _element_costs_from_dict(d: Any, section: str = "element_cost", *,
+                             positive: bool = True) -> dict[CurveKey, float]:
     if not isinstance(d, dict):
-        raise ProfileError("profile element_cost must be a mapping of op costs")
+        raise ProfileError(f"profile {section} must be a mapping of op costs")
     costs = {}
     for text, cost in d.items():
-        key = _parse_key("element_cost", text)
+        key = _parse_key(section, text)
         try:
             value = float(cost)
         except (TypeError, ValueError):
-            raise ProfileError(f"profile element_cost {text!r} is not a number: "
+            raise ProfileError(f"profile {section} {text!r} is not a number: "
                                f"{cost!r}") from None
-        if not (np.isfinite(value) and value > 0):
-            raise ProfileError(f"profile element_cost {text!r} must be finite and > 0, "
-                               f"got {value}")
+        if not (np.isfinite(value) and (value > 0 if positive else value >= 0)):
+            raise ProfileError(f"profile {section} {text!r} must be finite and "
+                               f"{'> 0' if positive else '>= 0'}, got {value}")
         costs[key] = value
     return costs
 

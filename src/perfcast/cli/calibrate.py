@@ -106,6 +106,8 @@ def calibrate(
                                 for k, m in result.profile.shape.items()},
                "element_cost_s": {"/".join(map(str, k)): c
                                   for k, c in result.profile.element_cost.items()},
+               "element_fixed_s": {"/".join(map(str, k)): c
+                                   for k, c in result.profile.element_fixed_s.items()},
                "composite": {str(t): f.to_dict() for t, f in result.profile.composite.items()}}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -122,7 +124,9 @@ def calibrate(
                   f"K={model.half_k:.1f}, packing x{model.memory_weight:.2f} of streaming"
                   + (f", channels in blocks of {model.block}" if model.block > 1 else "")
                   + f"; RMS error {model.rel_rmse:.0%} on {model.n_points} shapes")
+    fixed = result.profile.element_fixed_s
     costs = ", ".join(f"{'/'.join(map(str, k))} {c * 1e9:.2f} ns"
+                      + (f" + {fixed[k] * 1e6:.1f} µs" if fixed.get(k, 0.0) >= 5e-7 else "")
                       for k, c in result.profile.element_cost.items())
     if costs:
         out.print(f"per-element cost: {costs}")
