@@ -3,6 +3,8 @@ per-element costs of elementwise ops, and estimates made with them."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -334,3 +336,36 @@ def test_profile_fits_a_fixed_cost_per_call_beside_the_per_element_cost(tmp_path
         Profile.from_dict(data)
     del data["element_fixed_s"]  # profiles written before fixed costs existed
     assert Profile.from_dict(data).element_fixed_s == {}
+
+
+def test_pointwise_convolutions_get_a_shape_model_of_their_own():
+    from perfcast.calibrate.shape_model import POINTWISE, model_name
+
+    assert model_name("conv", point_shape("conv", {"shape": "96-192-14-1-1-1"})) == POINTWISE
+    assert model_name("conv", point_shape("conv", {"shape": "96-192-14-3-1-1"})) == "conv"
+    assert model_name("conv", point_shape("conv", {"shape": "32-32-28-1-1-32"})) == "conv"
+    assert model_name("gemm", MatrixShape(1, 8, 8, 8)) == "gemm"
+    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
+    for window, rate in ((1, 40e9), (3, 90e9)):  # 1x1 convs at under half the 3x3 rate
+        for c, size in itertools.product((16, 24, 40, 64, 96, 128, 200, 256), (20, 36)):
+            shape = f"{c}-{c}-{size}-{window}-1-1"
+            s = point_shape("conv", {"shape": shape})
+            flops = 2.0 * s.m * s.n * s.k
+            points.append(CalibrationPoint("conv", "float32", 1, flops, 4.0 * s.m * (s.n + s.k),
+                                           OVERHEAD_S + flops / rate, {"shape": shape}))
+    for size in (10, 20, 40, 80, 120):  # depthwise convs: the conv streaming curve
+        nbytes = 8.0 * 32 * size * size
+        points.append(CalibrationPoint("conv", "float32", 1, 18.0 * 32 * size * size, nbytes,
+                                       OVERHEAD_S + nbytes / 30e9,
+                                       {"shape": f"32-32-{size}-3-1-32"}))
+    profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
+                          perfcast_version="0")
+    assert {("conv", "float32", 1), (POINTWISE, "float32", 1)} <= set(profile.shape)
+    eff = CalibratedEfficiency(profile, 1)
+    for window, rate in ((1, 40e9), (3, 90e9)):
+        m, c = 30 * 30, 48  # a shape no point had
+        flops = 2.0 * m * c * c * window * window
+        conv = Kernel("k", (), Category.CONV, flops, 4.0 * m * 2 * c, "float32", "m",
+                      MatrixShape(1, m, c, c * window * window, window=window * window))
+        est = estimate_kernel(conv, detect_local(), eff)
+        assert est.time_s - est.overhead_s == pytest.approx(flops / rate, rel=0.1)

@@ -24,7 +24,7 @@ from perfcast.calibrate.profile import (
     Profile,
     stream_curve,
 )
-from perfcast.calibrate.shape_model import streams
+from perfcast.calibrate.shape_model import model_name, streams
 from perfcast.estimate.efficiency import Confidence, Efficiency
 from perfcast.estimate.roofline import peak_for
 from perfcast.hardware import HardwareSpec
@@ -119,15 +119,16 @@ class CalibratedEfficiency:
     def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
                 dtype: str) -> Efficiency | None:
         """Efficiencies that make the roofline's max() equal the shape model's busy time."""
-        found = self._lookup(self.profile.shape, (category,), dtype)
+        shape = kernel.shape
+        assert shape is not None
+        found = self._lookup(self.profile.shape, tuple(dict.fromkeys(
+            (model_name(category, shape), category))), dtype)
         if found is None:
             return None
         model, t, cap = found
         bandwidth = stream_curve(self.profile.memory, category, dtype, t)
         if bandwidth is None:
             return None
-        shape = kernel.shape
-        assert shape is not None
         arithmetic, moving = model.busy_s(shape.m, shape.n, shape.k, kernel.flops, kernel.bytes,
                                           bandwidth, footprint=self.weights_bytes,
                                           window=shape.window)

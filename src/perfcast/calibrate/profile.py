@@ -27,9 +27,11 @@ from perfcast.calibrate.curve import BUSY_FLOOR, Curve, fit_curve
 from perfcast.calibrate.shape_model import (
     BLOCKS,
     MIN_POINTS,
+    POINTWISE,
     ShapeModel,
     ShapeSample,
     fit_shape_model,
+    model_name,
     point_shape,
     streams,
 )
@@ -268,17 +270,18 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
     for p in points:
         shape = point_shape(p.category, p.params)
         if shape is not None:
-            groups[(p.category, p.dtype, p.threads)].append(ShapeSample(
+            groups[(model_name(p.category, shape), p.dtype, p.threads)].append(ShapeSample(
                 shape.batch, shape.m, shape.n, shape.k, p.flops, p.bytes, p.seconds,
                 shape.window))
     models = {}
     for key, samples in sorted(groups.items()):
-        bandwidth = stream_curve(curves, key[0], key[1], key[2])
+        category = "conv" if key[0] == POINTWISE else key[0]
+        bandwidth = stream_curve(curves, category, key[1], key[2])
         if len(samples) < MIN_POINTS or bandwidth is None:
             continue  # too few shapes: kernels of this key use the compute curve
         models[key] = fit_shape_model(samples, overhead_s=overhead_s[key[2]],
                                       bandwidth=bandwidth,
-                                      blocks=BLOCKS if key[0] == "conv" else (1,))
+                                      blocks=BLOCKS if category == "conv" else (1,))
     return models
 
 
