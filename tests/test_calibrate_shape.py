@@ -166,6 +166,19 @@ def test_fit_finds_the_channel_block_of_a_known_machine(block):
     assert ShapeModel.from_dict(model.to_dict()) == model
 
 
+def test_fit_keeps_tile_sizes_and_rate_within_what_was_measured():
+    """Timings that never fill a tile (rate still rising at the largest N measured) do
+    not let the fit claim a tile far larger than any shape, at a rate far above any."""
+    samples = []
+    for m, n, k in itertools.product((64, 256, 1024), (16, 32, 64, 128), (64, 256)):
+        flops = 2.0 * m * n * k
+        samples.append(ShapeSample(1, m, n, k, flops, 4.0 * (m * k + k * n + m * n),
+                                   OVERHEAD_S + flops / (1e9 * n)))  # rate grows with N
+    model = fit_shape_model(samples, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH)
+    assert model.half_n <= 2 * 128 and model.half_m <= 2 * 1024 and model.half_k <= 2 * 256
+    assert model.rate <= 4 * 128e9
+
+
 def test_shape_model_confidence_follows_the_measured_range():
     model = fit_shape_model(gemm_samples(np.random.default_rng(4), 30), overhead_s=OVERHEAD_S,
                             bandwidth=BANDWIDTH)

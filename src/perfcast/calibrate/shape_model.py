@@ -41,6 +41,7 @@ BLOCKS = (1, 8, 16)  # channel blocks a convolution shape model is fitted with
 _HALF_BOUNDS = (1e-3, 1e5)  # tile half-fill sizes h_m, h_n, h_k
 _WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w, unaligned weight u
 _SHARPNESS_BOUNDS = (0.5, 4.0)  # exponent p of the tile fill
+RATE_HEADROOM = 4.0  # full-tile rate at most this many times the best achieved
 _LEVELS = (Confidence.CALIBRATED, Confidence.INTERPOLATED, Confidence.THEORETICAL)
 
 
@@ -191,7 +192,12 @@ def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
     start = np.log([best_rate, 4.0, 8.0, 8.0, 0.5, 0.1, 1.0])
     lower = np.log([best_rate / 4, half_lo, half_lo, half_lo, _WEIGHT_BOUNDS[0],
                     _WEIGHT_BOUNDS[0], _SHARPNESS_BOUNDS[0]])
-    upper = np.log([best_rate * 20, half_hi, half_hi, half_hi, _WEIGHT_BOUNDS[1],
+    # A tile no measured shape fills half of cannot be told from a lower rate: the
+    # half-fill sizes stay within twice the largest M, N, K measured, the rate within
+    # RATE_HEADROOM of the best achieved (a free 2-thread 1x1-conv fit reached 2.3 TFLOP/s
+    # with tiles half full at N=14,660 on shapes up to N=1,024).
+    upper = np.log([best_rate * RATE_HEADROOM, min(half_hi, 2 * m.max()),
+                    min(half_hi, 2 * n.max()), min(half_hi, 2 * k.max()), _WEIGHT_BOUNDS[1],
                     _WEIGHT_BOUNDS[1], _SHARPNESS_BOUNDS[1]])
     fit = least_squares(lambda p: np.log(predict(p) / seconds), start, bounds=(lower, upper),
                         loss="soft_l1", f_scale=0.1)
