@@ -177,6 +177,9 @@ def test_fit_keeps_tile_sizes_and_rate_within_what_was_measured():
     model = fit_shape_model(samples, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH)
     assert model.half_n <= 2 * 128 and model.half_m <= 2 * 1024 and model.half_k <= 2 * 256
     assert model.rate <= 4 * 128e9
+    tiny = [ShapeSample(1, m, n, 2, 4.0 * m * n, 4.0 * (2 * m + 2 * n + m * n),
+                        OVERHEAD_S + 4.0 * m * n / 1e9) for m in (1, 2, 3) for n in (1, 2, 3)]
+    assert fit_shape_model(tiny, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH).half_k <= 4
 
 
 def test_shape_model_confidence_follows_the_measured_range():

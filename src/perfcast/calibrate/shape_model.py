@@ -199,6 +199,7 @@ def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
     upper = np.log([best_rate * RATE_HEADROOM, min(half_hi, 2 * m.max()),
                     min(half_hi, 2 * n.max()), min(half_hi, 2 * k.max()), _WEIGHT_BOUNDS[1],
                     _WEIGHT_BOUNDS[1], _SHARPNESS_BOUNDS[1]])
+    start = np.clip(start, lower, upper)  # tiny shapes can put the bounds below the start
     fit = least_squares(lambda p: np.log(predict(p) / seconds), start, bounds=(lower, upper),
                         loss="soft_l1", f_scale=0.1)
     rate, hm, hn, hk, w, u, sharp = np.exp(fit.x).tolist()
