@@ -385,3 +385,23 @@ def test_pointwise_convolutions_get_a_shape_model_of_their_own():
                       MatrixShape(1, m, c, c * window * window, window=window * window))
         est = estimate_kernel(conv, detect_local(), eff)
         assert est.time_s - est.overhead_s == pytest.approx(flops / rate, rel=0.1)
+
+
+def test_confidence_is_that_of_the_curve_setting_the_time():
+    """Attention measured compute-bound over a FLOP range, memory-bound only on tiny
+    inputs: a compute-bound attention kernel with bytes far outside the memory points is
+    CALIBRATED by its compute curve; a memory-bound one out there stays THEORETICAL."""
+    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
+    for flops in np.geomspace(1e7, 1e10, 8):  # 100 FLOP/byte: compute-bound
+        points.append(CalibrationPoint("attention", "float32", 1, flops, flops / 100,
+                                       OVERHEAD_S + flops / 50e9))
+    for nbytes in np.geomspace(1e4, 4e4, 4):  # 1 FLOP/byte: memory-bound, tiny
+        points.append(CalibrationPoint("attention", "float32", 1, nbytes, nbytes,
+                                       OVERHEAD_S + nbytes / 10e9))
+    profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
+                          perfcast_version="0")
+    eff, hw = CalibratedEfficiency(profile, 1), detect_local()
+    compute_bound = Kernel("k", (), Category.ATTENTION, 1e9, 1e7, "float32", "m")
+    memory_bound = Kernel("k", (), Category.ATTENTION, 1e6, 1e8, "float32", "m")
+    assert eff(compute_bound, hw).confidence is Confidence.CALIBRATED
+    assert eff(memory_bound, hw).confidence is Confidence.THEORETICAL

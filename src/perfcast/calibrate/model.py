@@ -101,7 +101,7 @@ class CalibratedEfficiency:
         levels.append(level)
         if category in ("elementwise", "reduction") and kernel.elements:
             compute = self._element_compute(kernel, hardware, dtype, compute)
-        confidence = Confidence.weakest(levels)
+        confidence = self._binding_confidence(kernel, hardware, compute, memory, levels)
         if category in ("gemm", "conv") and kernel.shape is not None:
             shaped = self._shaped(kernel, hardware, category, dtype)
             if shaped is not None:
@@ -115,6 +115,21 @@ class CalibratedEfficiency:
         if self.foreign:
             confidence = _ONE_LEVEL_DOWN.get(confidence, confidence)
         return Efficiency(compute, memory, confidence)
+
+    @staticmethod
+    def _binding_confidence(kernel: Kernel, hardware: HardwareSpec, compute: Dim, memory: Dim,
+                            levels: list[Confidence]) -> Confidence:
+        """The confidence of the curve that sets the kernel's time (compute, then memory,
+        in ``levels``): an attention kernel's time is its FLOPs over the compute curve, so
+        its bytes lying outside the few memory-bound points measured do not make it
+        THEORETICAL. The weakest of both for sweeps or a tie."""
+        if len(levels) == 2 and np.ndim(compute) == 0 and np.ndim(memory) == 0 \
+                and np.ndim(kernel.flops) == 0 and np.ndim(kernel.bytes) == 0:
+            compute_s = float(kernel.flops) / (peak_for(kernel, hardware) * float(compute))
+            memory_s = float(kernel.bytes) / (hardware.memory_bandwidth * float(memory))
+            if compute_s != memory_s:
+                return levels[0] if compute_s > memory_s else levels[1]
+        return Confidence.weakest(levels)
 
     def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
                 dtype: str) -> Efficiency | None:
