@@ -27,7 +27,6 @@ from perfcast.calibrate.curve import BUSY_FLOOR, Curve, fit_curve
 from perfcast.calibrate.shape_model import (
     BLOCKS,
     MIN_POINTS,
-    POINTWISE,
     ShapeModel,
     ShapeSample,
     fit_shape_model,
@@ -224,11 +223,9 @@ def fit_profile(points: Sequence[CalibrationPoint], *, hardware_key: str, finger
         p.category == LAYER_OVERHEAD for p in points) else overhead_s
     matrix = [p for p in points if p.category in COMPUTE_CATEGORIES]
     streaming = [p for p in matrix if _streams(p)]
-    compute = [p for p in matrix if p not in streaming]
-    costly = [p for p in points if (p.category == "elementwise"
-                                    and p.params.get("op", "add") not in STREAMING_ELEMENTWISE)
-              or (p.category == "reduction" and p.params.get("op") in POOL_OPS)]
-    memory = [p for p in points if p.category in MEMORY_CATEGORIES and p not in costly]
+    compute = [p for p in matrix if not _streams(p)]
+    costly = [p for p in points if _costly(p)]
+    memory = [p for p in points if p.category in MEMORY_CATEGORIES and not _costly(p)]
     pooled = [(POOLED, p) for p in memory]
     curves = _fit_curves([*((p.category, p) for p in [*memory, *streaming]), *pooled],
                          "bytes", overhead_s)
@@ -257,6 +254,13 @@ def stream_curve(curves: dict[CurveKey, Curve], category: str, dtype: str,
     return curves.get((category, dtype, threads)) or curves.get((POOLED, dtype, threads))
 
 
+def _costly(p: CalibrationPoint) -> bool:
+    """An elementwise op not STREAMING_ELEMENTWISE, or a pooling op: costed per element."""
+    op = p.params.get("op")
+    return (p.category == "elementwise" and (op or "add") not in STREAMING_ELEMENTWISE) \
+        or (p.category == "reduction" and op in POOL_OPS)
+
+
 def _streams(p: CalibrationPoint) -> bool:
     shape = point_shape(p.category, p.params)
     if shape is not None:
@@ -267,15 +271,17 @@ def _streams(p: CalibrationPoint) -> bool:
 def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, float],
                       curves: dict[CurveKey, Curve]) -> dict[CurveKey, ShapeModel]:
     groups: dict[CurveKey, list[ShapeSample]] = defaultdict(list)
+    category_of: dict[CurveKey, str] = {}  # shape model key -> the points' category
     for p in points:
         shape = point_shape(p.category, p.params)
         if shape is not None:
-            groups[(model_name(p.category, shape), p.dtype, p.threads)].append(ShapeSample(
-                shape.batch, shape.m, shape.n, shape.k, p.flops, p.bytes, p.seconds,
-                shape.window))
+            key = (model_name(p.category, shape), p.dtype, p.threads)
+            category_of[key] = p.category
+            groups[key].append(ShapeSample(shape.batch, shape.m, shape.n, shape.k, p.flops,
+                                           p.bytes, p.seconds, shape.window))
     models = {}
     for key, samples in sorted(groups.items()):
-        category = "conv" if key[0] == POINTWISE else key[0]
+        category = category_of[key]
         bandwidth = stream_curve(curves, category, key[1], key[2])
         if len(samples) < MIN_POINTS or bandwidth is None:
             continue  # too few shapes: kernels of this key use the compute curve
