@@ -27,7 +27,7 @@ from perfcast.frontends.torch_export import capture
 from perfcast.hardware.detect import detect_local
 from perfcast.ir import Category
 from perfcast.passes import Kernel, partition
-from perfcast.passes.kernel_shape import MatrixShape
+from perfcast.passes.kernel_shape import ConvCall, MatrixShape
 
 # The curve a known machine follows: tiles half full at M=6, N=12, K=20, 90 GFLOP/s
 # with all tiles full, and packing worth 1.5x the streaming time of the operands.
@@ -81,9 +81,11 @@ def test_matrix_shapes_of_linear_bmm_and_convolutions_are_the_implicit_gemms():
     assert (linear.batch, linear.m, linear.n, linear.k) == (1, 10, 80, 48)
     assert shapes["bmm"] == MatrixShape(3, 7, 11, 9)
     conv = next(s for kind, s in shapes.items() if "conv" in kind and not kind.endswith("-dw"))
-    assert conv == MatrixShape(1, 2 * 8 * 8, 10, 6 * 9, window=9)
+    assert conv == MatrixShape(1, 2 * 8 * 8, 10, 6 * 9, window=9,
+                               call=ConvCall(2, 2 * 6 * 16 * 16, (3, 3), True, False, 1))
     dw = next(s for kind, s in shapes.items() if kind.endswith("-dw"))
-    assert dw == MatrixShape(1, 2 * 8 * 8, 10, 9, depthwise=True, window=9)
+    assert dw == MatrixShape(1, 2 * 8 * 8, 10, 9, depthwise=True, window=9,
+                             call=ConvCall(2, 2 * 10 * 8 * 8, (3, 3), False, False, 10))
     # 2*M*N*K*batch is the FLOP count without bias (convs here have a bias: + outputs).
     bmm = next(k for k in kernels if k.nodes[0].kind == "bmm")
     assert bmm.flops == 2 * 3 * 7 * 11 * 9
@@ -97,10 +99,12 @@ def test_point_shape_reads_microbenchmark_parameters():
     assert point_shape("gemm", {"batch": 12, "n": 64}) == MatrixShape(12, 64, 64, 64)
     # 40 -> 80 channels, 3x3, stride 2 on 28x28: 14x14 outputs, K = 40 * 9.
     assert point_shape("conv", {"shape": "40-80-28-3-2-1", "batch": 2}) == \
-        MatrixShape(1, 2 * 14 * 14, 80, 360, window=9)
+        MatrixShape(1, 2 * 14 * 14, 80, 360, window=9,
+                    call=ConvCall(2, 2 * 40 * 28 * 28, (3, 3), True, False, 1))
     # 96 -> 96 channels in 8 groups: eight 784 x 12 x 108 products.
     assert point_shape("conv", {"shape": "96-96-28-3-1-8", "batch": 1}) == \
-        MatrixShape(8, 784, 12, 108, window=9)
+        MatrixShape(8, 784, 12, 108, window=9,
+                    call=ConvCall(1, 96 * 28 * 28, (3, 3), False, False, 8))
     dw = point_shape("conv", {"shape": "32-32-28-3-1-32", "batch": 1})
     assert dw is not None and dw.depthwise and streams("conv", dw)
     assert streams("gemm", MatrixShape(1, 1, 640, 640))
@@ -355,34 +359,41 @@ def test_profile_fits_a_fixed_cost_per_call_beside_the_per_element_cost(tmp_path
 
 
 def test_pointwise_convolutions_get_a_shape_model_of_their_own():
+    """On two threads (PyTorch runs these convolutions with oneDNN) 1x1 and windowed
+    convolutions fit models of their own, and a shape no point had takes its model's
+    rate."""
     from perfcast.calibrate.shape_model import POINTWISE, model_name
 
-    assert model_name("conv", point_shape("conv", {"shape": "96-192-14-1-1-1"})) == POINTWISE
-    assert model_name("conv", point_shape("conv", {"shape": "96-192-14-3-1-1"})) == "conv"
-    assert model_name("conv", point_shape("conv", {"shape": "32-32-28-1-1-32"})) == "conv"
-    assert model_name("gemm", MatrixShape(1, 8, 8, 8)) == "gemm"
-    points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
+    def name(shape: str) -> str | np.ndarray:
+        return model_name("conv", point_shape("conv", {"shape": shape, "batch": 2}),
+                          threads=2, dtype="float32")
+
+    assert name("96-192-14-1-1-1") == POINTWISE
+    assert name("96-192-14-3-1-1") == "conv"
+    assert name("32-32-28-1-1-32") == "conv"  # depthwise: streamed, never shape-modelled
+    assert model_name("gemm", MatrixShape(1, 8, 8, 8), threads=1, dtype="float32") == "gemm"
+    points = [CalibrationPoint("overhead", "float32", 2, 0, 0, OVERHEAD_S)]
     for window, rate in ((1, 40e9), (3, 90e9)):  # 1x1 convs at under half the 3x3 rate
         for c, size in itertools.product((16, 24, 40, 64, 96, 128, 200, 256), (20, 36)):
-            shape = f"{c}-{c}-{size}-{window}-1-1"
-            s = point_shape("conv", {"shape": shape})
+            params = {"shape": f"{c}-{c}-{size}-{window}-1-1", "batch": 2}
+            s = point_shape("conv", params)
             flops = 2.0 * s.m * s.n * s.k
-            points.append(CalibrationPoint("conv", "float32", 1, flops, 4.0 * s.m * (s.n + s.k),
-                                           OVERHEAD_S + flops / rate, {"shape": shape}))
+            points.append(CalibrationPoint("conv", "float32", 2, flops, 4.0 * s.m * (s.n + s.k),
+                                           OVERHEAD_S + flops / rate, params))
     for size in (10, 20, 40, 80, 120):  # depthwise convs: the conv streaming curve
         nbytes = 8.0 * 32 * size * size
-        points.append(CalibrationPoint("conv", "float32", 1, 18.0 * 32 * size * size, nbytes,
+        points.append(CalibrationPoint("conv", "float32", 2, 18.0 * 32 * size * size, nbytes,
                                        OVERHEAD_S + nbytes / 30e9,
                                        {"shape": f"32-32-{size}-3-1-32"}))
     profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
                           perfcast_version="0")
-    assert {("conv", "float32", 1), (POINTWISE, "float32", 1)} <= set(profile.shape)
-    eff = CalibratedEfficiency(profile, 1)
+    assert set(profile.shape) == {("conv", "float32", 2), (POINTWISE, "float32", 2)}
+    eff = CalibratedEfficiency(profile, 2)
     for window, rate in ((1, 40e9), (3, 90e9)):
-        m, c = 30 * 30, 48  # a shape no point had
-        flops = 2.0 * m * c * c * window * window
-        conv = Kernel("k", (), Category.CONV, flops, 4.0 * m * 2 * c, "float32", "m",
-                      MatrixShape(1, m, c, c * window * window, window=window * window))
+        shape = point_shape("conv", {"shape": f"48-48-30-{window}-1-1", "batch": 2})
+        flops = 2.0 * shape.m * shape.n * shape.k  # 48 channels at 30x30: no point had it
+        conv = Kernel("k", (), Category.CONV, flops, 4.0 * shape.m * 2 * 48, "float32", "m",
+                      shape)
         est = estimate_kernel(conv, detect_local(), eff)
         assert est.time_s - est.overhead_s == pytest.approx(flops / rate, rel=0.1)
 

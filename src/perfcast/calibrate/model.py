@@ -133,11 +133,27 @@ class CalibratedEfficiency:
 
     def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
                 dtype: str) -> Efficiency | None:
-        """Efficiencies that make the roofline's max() equal the shape model's busy time."""
+        """Efficiencies that make the roofline's max() equal the shape model's busy time
+        (per point of a batch sweep whose points run on different implementations)."""
+        assert kernel.shape is not None
+        names = model_name(category, kernel.shape, threads=self.threads, dtype=dtype)
+        if isinstance(names, str):
+            return self._shaped_by(names, kernel, hardware, category, dtype)
+        parts = {name: self._shaped_by(name, kernel, hardware, category, dtype)
+                 for name in sorted(set(names.tolist()))}
+        if any(part is None for part in parts.values()):
+            return None
+        chosen = [names == name for name in parts]
+        return Efficiency(np.select(chosen, [p.compute for p in parts.values()]),
+                          np.select(chosen, [p.memory for p in parts.values()]),
+                          Confidence.weakest([p.confidence for p in parts.values()]))
+
+    def _shaped_by(self, name: str, kernel: Kernel, hardware: HardwareSpec, category: str,
+                   dtype: str) -> Efficiency | None:
+        """:meth:`_shaped` with the shape model ``name`` (else the category's)."""
         shape = kernel.shape
         assert shape is not None
-        found = self._lookup(self.profile.shape, tuple(dict.fromkeys(
-            (model_name(category, shape), category))), dtype)
+        found = self._lookup(self.profile.shape, tuple(dict.fromkeys((name, category))), dtype)
         if found is None:
             return None
         model, t, cap = found

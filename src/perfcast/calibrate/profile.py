@@ -275,7 +275,8 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
     for p in points:
         shape = point_shape(p.category, p.params)
         if shape is not None:
-            key = (model_name(p.category, shape), p.dtype, p.threads)
+            name = str(model_name(p.category, shape, threads=p.threads, dtype=p.dtype))
+            key = (name, p.dtype, p.threads)
             category_of[key] = p.category
             groups[key].append(ShapeSample(shape.batch, shape.m, shape.n, shape.k, p.flops,
                                            p.bytes, p.seconds, shape.window))
@@ -287,7 +288,7 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
             continue  # too few shapes: kernels of this key use the compute curve
         models[key] = fit_shape_model(samples, overhead_s=overhead_s[key[2]],
                                       bandwidth=bandwidth,
-                                      blocks=BLOCKS if category == "conv" else (1,))
+                                      blocks=BLOCKS if key[0] == "conv" else (1,))
     return models
 
 

@@ -97,6 +97,16 @@ def families() -> list[Family]:
                lambda v, d: {"shape": _conv(40, 40, v, 3), "batch": 1, "dtype": d}),
         Family("conv3x3-widen", "micro:conv2d", "conv", 8, 320,
                lambda v, d: {"shape": _conv(v, 2 * v, 20, 3), "batch": 1, "dtype": d}),
+        # Few output pixels on many channels, and strided 1x1 convs: at batch 1 PyTorch
+        # sends convolutions with an input over 20,480 elements to oneDNN and smaller ones
+        # to its own kernels (calibrate.eager_conv), so oneDNN is timed at small M only
+        # with this many channels. The strided 1x1 family halves the image as it doubles
+        # the channels (like a ResNet downsample), at a constant 38 MFLOP.
+        Family("conv3x3-deep", "micro:conv2d", "conv", 8, 24,
+               lambda v, d: {"shape": _conv(336, 336, v, 3), "batch": 1, "dtype": d}),
+        Family("conv1x1-stride2", "micro:conv2d", "conv", 48, 768,
+               lambda v, d: {"shape": _conv(v, 2 * v, 6144 // v, 1, 2), "batch": 1,
+                             "dtype": d}),
         Family("conv1x1-14", "micro:conv2d", "conv", 16, 1024,
                lambda v, d: {"shape": _conv(v, v, 14, 1), "batch": 1, "dtype": d}),
         Family("conv1x1-spatial", "micro:conv2d", "conv", 4, 96,

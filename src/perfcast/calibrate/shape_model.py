@@ -31,9 +31,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from perfcast.calibrate.curve import NEAR, Curve
+from perfcast.calibrate.eager_conv import runs_native
 from perfcast.estimate.efficiency import Confidence
 from perfcast.ir.tensor import Dim
-from perfcast.passes.kernel_shape import MatrixShape, conv_matrix_shape
+from perfcast.passes.kernel_shape import ConvCall, MatrixShape, conv_matrix_shape
 
 MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
 ALIGN = 8  # elements: N and K multiples of this count as aligned
@@ -252,21 +253,36 @@ def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
 
         c_in, c_out, size, kernel, stride, groups = conv_shape(str(params["shape"]))
         side = (size + 2 * (kernel // 2) - kernel) // stride + 1
-        pixels = int(params.get("batch", 1)) * side * side
-        return conv_matrix_shape(pixels, c_out, c_in // groups, groups, kernel * kernel)
+        images = int(params.get("batch", 1))
+        call = ConvCall(images=images, input_elements=images * c_in * size * size,
+                        window=(kernel, kernel), strided=stride > 1, dilated=False,
+                        groups=groups)
+        return conv_matrix_shape(images * side * side, c_out, c_in // groups, groups,
+                                 kernel * kernel, call)
     return None
 
 
-POINTWISE = "conv1x1"  # shape models of 1x1 convolutions, fitted apart from windowed ones
+POINTWISE = "conv1x1"  # shape models of 1x1 convolutions, apart from windowed ones
+NATIVE = "-native"  # suffix of the models of convolutions ATen runs itself (im2col + GEMM)
 
 
-def model_name(category: str, shape: MatrixShape) -> str:
-    """The shape model a kernel of ``category`` and ``shape`` uses: 1x1 convolutions get
-    their own (oneDNN runs them as a different kernel: here they reach 60-75% of the
-    rate a 3x3 convolution of the same channels does at ResNet-50's sizes)."""
-    if category == "conv" and not shape.depthwise and np.all(np.asarray(shape.window) == 1):
-        return POINTWISE
-    return category
+def model_name(category: str, shape: MatrixShape, *, threads: int,
+               dtype: str) -> str | np.ndarray:
+    """The shape model a kernel of ``category`` and ``shape`` uses at ``threads``.
+
+    1x1 convolutions get their own (POINTWISE: oneDNN runs them as another kernel; here
+    they reach 60-75% of the rate a 3x3 convolution of the same channels does at
+    ResNet-50's sizes), and so do convolutions PyTorch eager runs natively instead of
+    with oneDNN (NATIVE suffix; :func:`~perfcast.calibrate.eager_conv.runs_native`).
+    An array of names when the batch is a sweep.
+    """
+    if category != "conv" or shape.depthwise:
+        return category
+    name = POINTWISE if np.all(np.asarray(shape.window) == 1) else category
+    native = runs_native(shape.call, threads, dtype) if shape.call is not None else False
+    if np.ndim(native) == 0:
+        return name + NATIVE if native else name
+    return np.where(native, name + NATIVE, name)
 
 
 def streams(category: str, shape: MatrixShape) -> bool | np.ndarray:

@@ -26,6 +26,19 @@ _CONV_KINDS = frozenset({"convolution", "conv1d", "conv2d", "conv3d", "conv_tran
 
 
 @dataclass(frozen=True)
+class ConvCall:
+    """The facts of a convolution call that a framework picks its implementation by
+    (PyTorch eager: :mod:`perfcast.calibrate.eager_conv`)."""
+
+    images: Dim  # N, the batch of images
+    input_elements: Dim  # N x input channels x spatial
+    window: tuple[Dim, ...]  # kernel extent along each spatial dimension
+    strided: bool
+    dilated: bool
+    groups: int
+
+
+@dataclass(frozen=True)
 class MatrixShape:
     """GEMM dimensions of a matrix kernel: ``batch`` independent ``m x n x k`` products
     (a grouped convolution is one product per group).
@@ -33,6 +46,7 @@ class MatrixShape:
     ``depthwise``: a grouped convolution with one input channel per group, which libraries
     run as a streaming stencil rather than as a GEMM. ``window``: the convolution window's
     elements, so that ``k / window`` is the input channels per group (1 for a GEMM).
+    ``call``: a convolution's call facts (None for a GEMM).
     """
 
     batch: Dim
@@ -41,6 +55,7 @@ class MatrixShape:
     k: Dim
     depthwise: bool = False
     window: Dim = 1
+    call: ConvCall | None = None
 
 
 def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
@@ -93,7 +108,7 @@ def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
     x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
     out = graph.tensors[node.outputs[0]]
     n_sp = len(w.shape) - 2
-    groups = int(node.attrs.get("groups", 1))
+    groups = int(node.attrs.get("groups", node.attrs.get("group", 1)))  # ONNX: group
     window = numel(w.shape[2:])
     if node.attrs.get("transposed", False):
         c_out, c_in_group = w.shape[1] * groups, w.shape[0] // groups
@@ -101,13 +116,25 @@ def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
     else:
         c_out, c_in_group = w.shape[0], w.shape[1]
         pixels = numel(out.shape[:-n_sp - 1]) * numel(out.shape[-n_sp:])
-    return conv_matrix_shape(pixels, c_out, c_in_group, groups, window)
+    call = ConvCall(images=numel(x.shape[:-n_sp - 1]), input_elements=x.numel,
+                    window=tuple(w.shape[2:]), strided=_any_above_one(node, "stride"),
+                    dilated=_any_above_one(node, "dilation"), groups=groups)
+    return conv_matrix_shape(pixels, c_out, c_in_group, groups, window, call)
+
+
+def _any_above_one(node: Node, attr: str) -> bool:
+    """Whether a convolution's ``stride`` or ``dilation`` (ONNX: ``strides``,
+    ``dilations``; absent means 1) exceeds 1 along some dimension."""
+    value = node.attrs.get(attr, node.attrs.get(f"{attr}s", 1))
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return any(int(v) > 1 for v in values if v is not None)
 
 
 def conv_matrix_shape(pixels: Dim, c_out: Dim, c_in_group: Dim, groups: int,
-                      window: Dim) -> MatrixShape:
+                      window: Dim, call: ConvCall | None = None) -> MatrixShape:
     """The implicit GEMM of a convolution writing ``pixels`` outputs per channel (batch
     included): one product per group, or a depthwise stream."""
     if groups > 1 and c_in_group == 1:
-        return MatrixShape(1, pixels, c_out, window, True, window)
-    return MatrixShape(groups, pixels, c_out // groups, c_in_group * window, window=window)
+        return MatrixShape(1, pixels, c_out, window, True, window, call)
+    return MatrixShape(groups, pixels, c_out // groups, c_in_group * window, window=window,
+                       call=call)
