@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from perfcast.calibrate import run as run_module
 from perfcast.calibrate import sampler
 from perfcast.calibrate.profile import Profile
-from perfcast.calibrate.run import PROFILE_NAME, calibrate
+from perfcast.calibrate.reference import REFERENCE
+from perfcast.calibrate.run import PROFILE_NAME, REFERENCE_TARGET, calibrate
 from perfcast.cli.calibrate import parse_duration
 from perfcast.cli.main import app
 from perfcast.store import Store
@@ -33,13 +34,23 @@ def test_profile_is_stored_and_written(calibrated: Path) -> None:
         run = store.latest_run()
         row = store.profile(store.environment(run.environment_id).hardware_key, PROFILE_NAME)
         assert run.status == "complete" and row is not None and row.version == 1
-        points = store.results(run.id)
+        results = store.results(run.id)
+    points = [r for r in results if r.target != REFERENCE_TARGET]
+    references = [r for r in results if r.target == REFERENCE_TARGET]
     profile = Profile.from_dict(row.data)
     assert profile.threads_available() == [1]
     assert profile.overhead_s[1] > 0
     categories = {key[0] for key in [*profile.compute, *profile.memory]}
     assert "gemm" in categories and len(categories) >= 2  # gemm is the first family
     assert len(points) >= 10 and all(p.extra["calibration"] for p in points)
+    # the reference kernels, timed at the start and the end; the profile keeps their mean
+    assert sorted((r.params["at"], r.params["kernel"]) for r in references) == sorted(
+        (at, k) for at in ("start", "end") for k in REFERENCE)
+    assert set(profile.reference) == {1} and set(profile.reference[1]) == set(REFERENCE)
+    for kernel, seconds in profile.reference[1].items():
+        start, end = (r.median_s for at in ("start", "end") for r in references
+                      if r.params["kernel"] == kernel and r.params["at"] == at)
+        assert seconds == pytest.approx((start * end) ** 0.5)
     copy = calibrated.parent / "profiles" / f"{profile.hardware_key}.json"
     assert Profile.load(copy).to_dict() == profile.to_dict()
 
@@ -76,6 +87,10 @@ def test_validate_models_json_with_profile(calibrated: Path, tmp_path: Path) -> 
     assert m["predicted_s"] != m["theoretical_s"]  # the profile was used
     assert m["ape"] == pytest.approx(abs(m["predicted_s"] - m["measured_s"]) / m["measured_s"])
     assert d["mape"] == pytest.approx(m["ape"]) and d["theoretical"]["mape"] is not None
+    machine = d["machine"]  # the reference kernels timed again, against the profile's
+    assert set(machine["drift"]["1"]) == set(REFERENCE)
+    assert machine["worst_drift"] == pytest.approx(max(abs(v) for v in
+                                                       machine["drift"]["1"].values()))
     assert (tmp_path / "validation.md").exists()
     assert (tmp_path / "predicted_vs_measured.png").exists()
     with Store(calibrated) as store:
@@ -150,6 +165,10 @@ def test_refit_makes_a_new_version_without_measuring(calibrated: Path, tmp_path:
     with Store(calibrated) as store:
         assert store.latest_run().id == before  # no new run: nothing was measured
         assert len(store.results(before)) == n_results
-    assert Profile.load(out).hardware_key == d["hardware"]
+    refitted = Profile.load(out)
+    assert refitted.hardware_key == d["hardware"]
+    with Store(calibrated) as store:
+        first = Profile.from_dict(store.profile(refitted.hardware_key, PROFILE_NAME, 1).data)
+    assert refitted.reference == first.reference and first.reference  # read back from the run
     bad = runner.invoke(app, ["calibrate", "--refit", "no-such-run", "--db", str(calibrated)])
     assert bad.exit_code != 0 and "no-such-run" in bad.output

@@ -24,6 +24,7 @@ from scipy.stats import theilslopes
 
 from perfcast.calibrate.composite import CompositeFit
 from perfcast.calibrate.curve import BUSY_FLOOR, Curve, fit_curve
+from perfcast.calibrate.reference import Reference, reference_from_dict, reference_to_dict
 from perfcast.calibrate.shape_model import (
     BLOCKS,
     MIN_POINTS,
@@ -109,6 +110,8 @@ class Profile:
     # (the same keys) -> seconds per call beyond the dispatch overhead (GELU's is 5 us)
     element_fixed_s: dict[CurveKey, float] = field(default_factory=dict)
     composite: dict[int, CompositeFit] = field(default_factory=dict)  # threads -> fit
+    # threads -> reference kernel -> seconds, timed around the calibration (reference.py)
+    reference: Reference = field(default_factory=dict)
 
     def threads_available(self) -> list[int]:
         """Every thread count the profile has an overhead or a curve for, ascending."""
@@ -132,6 +135,7 @@ class Profile:
             "element_fixed_s": {_key_str(k): c
                                 for k, c in sorted(self.element_fixed_s.items())},
             "composite": {str(t): f.to_dict() for t, f in sorted(self.composite.items())},
+            "reference": reference_to_dict(self.reference),
         }
 
     @classmethod
@@ -162,6 +166,7 @@ class Profile:
             element_fixed_s=_element_costs_from_dict(d.get("element_fixed_s", {}),
                                                      "element_fixed_s", positive=False),
             composite=_composite_from_dict(d["composite"]),
+            reference=_reference_from_dict(d.get("reference", {})),
         )
 
     def save(self, path: Path) -> None:
@@ -375,6 +380,13 @@ def _overheads_from_dict(d: Any) -> dict[int, float]:
     if bad:
         raise ProfileError(f"profile overhead_s must be finite and > 0, got {bad}")
     return overheads
+
+
+def _reference_from_dict(d: Any) -> Reference:
+    try:
+        return reference_from_dict(d)
+    except ValueError as exc:
+        raise ProfileError(f"profile {exc}") from None
 
 
 def _shape_models_from_dict(d: Any) -> dict[CurveKey, ShapeModel]:

@@ -33,6 +33,12 @@ from perfcast.calibrate.profile import (
     Profile,
     fit_profile,
 )
+from perfcast.calibrate.reference import (
+    Reference,
+    drift,
+    mean_reference,
+    measure_reference,
+)
 from perfcast.calibrate.sampler import INITIAL_POINTS, Family, families, next_size
 from perfcast.store import Store
 
@@ -42,6 +48,7 @@ NET_RULE = StopRule(target_rel_ci=0.03, min_samples=5, budget_s=1.0)
 OVERHEAD_TARGET = "micro:launch-overhead"
 LAYER_TARGET = "micro:module-overhead"
 COMPOSITE_TARGET = "calibrate:composite"
+REFERENCE_TARGET = "calibrate:reference"
 COMPOSITE_SHARE = 0.25  # of the budget, for the whole-network check
 COMPOSITE_SEED = 0
 
@@ -57,6 +64,8 @@ class CalibrationResult:
     points: list[CalibrationPoint] = field(default_factory=list)
     elapsed_s: float = 0.0
     composite_rows: list[CompositeRow] = field(default_factory=list)
+    # how much slower (+) the reference kernels ran at the end than at the start
+    reference_change: Reference = field(default_factory=dict)
 
 
 Progress = Callable[[str, float], None]  # (what was measured, fraction of budget used)
@@ -93,6 +102,7 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
     sampler = _Sampler(store, run_id, budget_s, on_point)
     micro_budget = budget_s * (1 - COMPOSITE_SHARE)
     try:
+        start_ref = _reference(store, run_id, thread_counts, "start")
         for i, t in enumerate(thread_counts):
             share = (micro_budget - sampler.elapsed) / (len(thread_counts) - i)
             sampler.sweep(t, list(dtypes), sampler.elapsed + share)
@@ -100,14 +110,39 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
                               fingerprint=env.fingerprint(), environment=env.to_dict(),
                               perfcast_version=__version__)
         rows = sampler.networks(profile, thread_counts, budget_s)
-        profile = replace(profile, composite=fit_networks(rows))
+        end_ref = _reference(store, run_id, thread_counts, "end")
+        profile = replace(profile, composite=fit_networks(rows),
+                          reference=mean_reference(start_ref, end_ref))
     except BaseException:
         store.finish_run(run_id, "failed")
         raise
     path, version = _save(store, profile, env_id, output)
     store.finish_run(run_id, "complete")
     return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed,
-                             rows)
+                             rows, drift(end_ref, start_ref))
+
+
+def _reference(store: Store, run_id: str, threads: Sequence[int], at: str) -> Reference:
+    """Time the reference kernels and store each timing in the run (``at``: start, end)."""
+    timed = measure_reference(threads)
+    for t, kernels in timed.items():
+        for name, seconds in kernels.items():
+            store.add_result(run_id, target=REFERENCE_TARGET,
+                             params={"kernel": name, "threads": t, "at": at}, status="ok",
+                             median_s=seconds, extra={"reference": at})
+    return timed
+
+
+def _stored_reference(results: Sequence[Any]) -> Reference:
+    """The mean of a stored run's start and end reference timings ({} if it has none)."""
+    by_at: dict[str, Reference] = defaultdict(dict)
+    for r in results:
+        if r.target == REFERENCE_TARGET and r.status == "ok":
+            by_at[r.params["at"]].setdefault(int(r.params["threads"]), {})[
+                r.params["kernel"]] = float(r.median_s)
+    if "start" not in by_at or "end" not in by_at:
+        return {}
+    return mean_reference(by_at["start"], by_at["end"])
 
 
 def refit(store: Store, run_id: str, *, output: Path | None = None) -> CalibrationResult:
@@ -128,7 +163,8 @@ def refit(store: Store, run_id: str, *, output: Path | None = None) -> Calibrati
     profile = fit_profile(points, hardware_key=env.hardware_key, fingerprint=env.fingerprint,
                           environment=env.data, perfcast_version=__version__)
     rows = _stored_rows(profile, [r for r in results if r.target == COMPOSITE_TARGET])
-    profile = replace(profile, composite=fit_networks(rows))
+    profile = replace(profile, composite=fit_networks(rows),
+                      reference=_stored_reference(store.results(run_id)))
     path, version = _save(store, profile, run.environment_id, output)
     return CalibrationResult(run_id, profile, path, version, points,
                              time.perf_counter() - start, rows)

@@ -117,6 +117,12 @@ def calibrate(
               f"{result.elapsed_s:.0f} s (run {result.run_id})")
     out.print("per-kernel overhead: " + ", ".join(
         f"{t} thread(s) {v * 1e6:.1f} µs" for t, v in result.profile.overhead_s.items()))
+    if result.profile.reference:
+        out.print("reference kernels (median of the start and end timings): " + "; ".join(
+            f"{t} thread(s) " + ", ".join(
+                f"{k} {v * 1e3:.2f} ms ({result.reference_change.get(t, {}).get(k, 0.0):+.0%} "
+                "end vs start)" for k, v in kernels.items())
+            for t, kernels in result.profile.reference.items()))
     for key, model in result.profile.shape.items():
         name = "/".join(map(str, key))
         out.print(f"{name} shape model: {model.rate / 1e9:.0f} GFLOP/s with full tiles, "

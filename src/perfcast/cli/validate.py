@@ -121,7 +121,8 @@ def models(
     as_json: Annotated[bool, typer.Option(
         "--json", help='Print {"models": [{"name", "batch", "threads", "predicted_s", '
                        '"measured_s", "ape", "confidence", ...}], "mape", "median_ape", '
-                       '"within_10pct", "theoretical": {...}}.')] = False,
+                       '"within_10pct", "theoretical": {...}, "machine": {"drift": '
+                       '{threads: {kernel: now / at calibration - 1}}, ...}}.')] = False,
 ) -> None:
     """Predict PyTorch eager latency of each model on this CPU (with the calibration
     profile, and THEORETICAL beside it), measure it, and report APE, MAPE, median APE and

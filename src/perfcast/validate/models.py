@@ -19,6 +19,15 @@ from perfcast import __version__
 from perfcast.bench.stats import StopRule
 from perfcast.bench.timer import measure
 from perfcast.calibrate.profile import Profile
+from perfcast.calibrate.reference import (
+    DRIFT_WARNING,
+    Reference,
+    drift,
+    mean_reference,
+    measure_reference,
+    reference_to_dict,
+    worst_drift,
+)
 from perfcast.hardware.detect import scale_to_threads
 from perfcast.store import Store
 
@@ -81,6 +90,17 @@ class ModelValidation:
     profile_version: str | None
     failures: dict[str, str] = field(default_factory=dict)
     rounds: int = 1
+    reference_s: Reference = field(default_factory=dict)  # timed around this validation
+    calibration_reference_s: Reference = field(default_factory=dict)  # the profile's
+
+    def machine(self) -> dict[str, Any]:
+        """The reference kernels now and at calibration, and the machine's drift since
+        (``now / then - 1``: positive when it runs slower now); see calibrate.reference."""
+        change = drift(self.reference_s, self.calibration_reference_s)
+        return {"reference_s": reference_to_dict(self.reference_s),
+                "calibration_reference_s": reference_to_dict(self.calibration_reference_s),
+                "drift": reference_to_dict(change) if change else None,
+                "worst_drift": worst_drift(change) if change else None}
 
     def to_dict(self) -> dict[str, Any]:
         by_conf: dict[str, list[float]] = {}
@@ -91,7 +111,8 @@ class ModelValidation:
                 "theoretical": error_summary([r.theoretical_ape for r in self.results]),
                 "by_confidence": {c: error_summary(a) for c, a in by_conf.items()},
                 "noise": noise_summary([r.spread for r in self.results], self.rounds),
-                "profile": self.profile_version, "failures": self.failures}
+                "machine": self.machine(), "profile": self.profile_version,
+                "failures": self.failures}
 
 
 Builder = Callable[[int], tuple[Any, tuple]]
@@ -118,6 +139,8 @@ def validate_models(models: dict[str, Builder], *, batches: Sequence[int] = (1, 
     cases, failures = _prepare_cases(models, batches, threads, profile, foreign_profile,
                                      local, progress)
     medians: list[list[float]] = [[] for _ in cases]
+    used = sorted({c.threads for c in cases})
+    before = measure_reference(used)
     for r in range(rounds):
         for case, timed in zip(cases, medians, strict=True):
             if progress is not None:
@@ -127,7 +150,9 @@ def validate_models(models: dict[str, Builder], *, batches: Sequence[int] = (1, 
                            c.confidence, c.theoretical_s, c.by_category_s,
                            max(timed) / min(timed) - 1.0)
                for c, timed in zip(cases, medians, strict=True)]
-    validation = ModelValidation(results, _profile_label(profile), failures, rounds)
+    validation = ModelValidation(results, _profile_label(profile), failures, rounds,
+                                 mean_reference(before, measure_reference(used)),
+                                 profile.reference if profile is not None else {})
     if store is not None:
         _record(store, validation)
     return validation
@@ -273,6 +298,16 @@ def render_markdown(validation: ModelValidation) -> str:
         lines += ["", f"measured: the fastest of {noise['rounds']} rounds' medians per case; "
                   f"spread between rounds: median {noise['median_spread']:.1%}, over 10% in "
                   f"{noise['over_10pct']:.0%} of cases"]
+    change = d["machine"]["drift"]
+    if change:
+        lines += ["", "machine now vs at calibration (reference kernels, + = slower now): "
+                  + "; ".join(f"{t} thread(s) " + ", ".join(f"{k} {v:+.0%}"
+                                                             for k, v in kernels.items())
+                              for t, kernels in change.items())]
+        if d["machine"]["worst_drift"] > DRIFT_WARNING:
+            lines.append(f"\n**warning**: the machine runs over {DRIFT_WARNING:.0%} faster or "
+                         "slower than when it was calibrated; errors above include that "
+                         "shift (recalibrate, or validate when the load is as it was)")
     for label, error in d["failures"].items():
         lines.append(f"\nfailed: {label}: {error}")
     return "\n".join(lines) + "\n"
