@@ -118,7 +118,7 @@ def calibrate(
     out.print("per-kernel overhead: " + ", ".join(
         f"{t} thread(s) {v * 1e6:.1f} µs" for t, v in result.profile.overhead_s.items()))
     if result.profile.reference:
-        out.print("reference kernels (median of the start and end timings): " + "; ".join(
+        out.print("reference kernels (geometric mean of the start and end timings): " + "; ".join(
             f"{t} thread(s) " + ", ".join(
                 f"{k} {v * 1e3:.2f} ms ({result.reference_change.get(t, {}).get(k, 0.0):+.0%} "
                 "end vs start)" for k, v in kernels.items())
