@@ -130,6 +130,35 @@ def test_fit_shape_model_recovers_a_known_machine():
     assert model.memory_weight == pytest.approx(TRUE["memory_weight"], rel=0.2)
 
 
+def test_fit_recovers_how_packing_depends_on_the_weight_shape():
+    """A machine whose packing costs (N / K) ** 0.2 times more: fitted with the aspect
+    term, the exponent comes back and an unseen N-long weight is timed within 5%; the
+    fit without it cannot follow both shapes."""
+    rng = np.random.default_rng(5)
+    samples = []
+    for _ in range(80):
+        m, n, k = (float(round(x)) for x in np.exp(rng.uniform(np.log([2, 64, 64]),
+                                                                np.log([4000, 40000, 40000]))))
+        flops, nbytes = 2 * m * n * k, 4 * (m * k + k * n + m * n)
+        packing = (n / k) ** 0.2 - 1  # the extra over TRUE's memory weight
+        seconds = true_seconds(m, n, k, flops, nbytes) \
+            + packing * TRUE["memory_weight"] * nbytes / BANDWIDTH(nbytes)
+        samples.append(ShapeSample(1, m, n, k, flops, nbytes, seconds))
+    model = fit_shape_model(samples, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH,
+                            fit_aspect=True)
+    assert model.aspect == pytest.approx(0.2, abs=0.03)
+    m, n, k = 8, 30000, 1000  # few rows against an N-long 120 MB weight
+    flops, nbytes = 2 * m * n * k, 4 * (m * k + k * n + m * n)
+    truth = true_seconds(m, n, k, flops, nbytes) \
+        + ((n / k) ** 0.2 - 1) * TRUE["memory_weight"] * nbytes / BANDWIDTH(nbytes)
+    assert OVERHEAD_S + sum(model.busy_s(m, n, k, flops, nbytes, BANDWIDTH)) == \
+        pytest.approx(truth, rel=0.05)
+    plain = fit_shape_model(samples, overhead_s=OVERHEAD_S, bandwidth=BANDWIDTH)
+    assert plain.aspect == 0.0 and plain.rel_rmse > 2 * model.rel_rmse
+    with pytest.raises(ValueError, match="aspect must be within"):
+        ShapeModel(1.0, 1, 1, 1, 1, 0.1, 1.0, (1, 1, 1), (2, 2, 2), 8, 0.0, aspect=0.9)
+
+
 def conv_samples(rng: np.random.Generator, count: int, block: int) -> list[ShapeSample]:
     """3x3 convolutions on a machine that computes whole blocks of ``block`` channels."""
     samples = []

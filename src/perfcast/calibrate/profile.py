@@ -293,7 +293,8 @@ def _fit_shape_models(points: Sequence[CalibrationPoint], overhead_s: dict[int, 
             continue  # too few shapes: kernels of this key use the compute curve
         models[key] = fit_shape_model(samples, overhead_s=overhead_s[key[2]],
                                       bandwidth=bandwidth,
-                                      blocks=BLOCKS if key[0] == "conv" else (1,))
+                                      blocks=BLOCKS if key[0] == "conv" else (1,),
+                                      fit_aspect=category == "gemm")
     return models
 
 

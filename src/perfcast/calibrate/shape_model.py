@@ -6,7 +6,7 @@ weight matrix, which grows with its bytes and with where it lives (cache or DRAM
 is no longer hidden by the arithmetic. :class:`ShapeModel` writes that as
 
     busy = padding * flops / (rate * s(M, h_m) * s(N, h_n) * s(K, h_k))
-           + w * (1 + u * unaligned) * bytes / bandwidth(bytes)
+           + w * (1 + u * unaligned) * (N / K) ** a * bytes / bandwidth(bytes)
 
 with ``s(x, h) = 1 / (1 + (h / x) ** p)`` (the share of a tile of ``h`` that ``x``
 fills, smoothly, ``p`` fitted), ``padding`` the work added by rounding channel counts up
@@ -15,10 +15,12 @@ channels with AVX-512: here a 3x3 conv with 20 output channels runs at 63 GFLOP/
 16 or 32 at 75 and 104; the block, 1 for none, is chosen by the fit from BLOCKS),
 ``unaligned`` 1 when N or K is not a multiple of ALIGN
 elements (packing rows that do not fill whole vectors costs more: a 64x50257x768
-product runs 30% slower than 64x50256x768 here) and ``bandwidth`` the machine's
-measured streaming rate at that size. Its seven parameters are fitted to
-microbenchmark timings in log space (relative error), with a robust loss so that a few
-noisy points do not drag the fit.
+product runs 30% slower than 64x50256x768 here), ``a`` how the packing cost depends on
+the weight's shape (GEMMs only; at equal bytes an N-long weight packs slower than a
+K-long one: on two threads 8x13192x1280 streams its 67 MB at 7.2 GB/s, 8x4096x4096 at
+10.4 and 8x1000x16384 at 11.2) and ``bandwidth`` the machine's measured streaming rate
+at that size. Its parameters are fitted to microbenchmark timings in log space
+(relative error), with a robust loss so that a few noisy points do not drag the fit.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ BLOCKS = (1, 8, 16)  # channel blocks a convolution shape model is fitted with
 _HALF_BOUNDS = (1e-3, 1e5)  # tile half-fill sizes h_m, h_n, h_k
 _WEIGHT_BOUNDS = (1e-4, 20.0)  # memory weight w, unaligned weight u
 _SHARPNESS_BOUNDS = (0.5, 4.0)  # exponent p of the tile fill
+_ASPECT_BOUND = 0.5  # |exponent| of the weight's shape N / K in the packing cost
 RATE_HEADROOM = 4.0  # full-tile rate at most this many times the best achieved
 _LEVELS = (Confidence.CALIBRATED, Confidence.INTERPOLATED, Confidence.THEORETICAL)
 
@@ -76,6 +79,7 @@ class ShapeModel:
     n_points: int
     rel_rmse: float  # RMS relative error of the fit on its own points
     block: int = 1  # channel block the work is rounded up to (1: none)
+    aspect: float = 0.0  # exponent a: packing cost scales with (N / K) ** a
 
     def __post_init__(self) -> None:
         values = {"rate": self.rate, "half_m": self.half_m, "half_n": self.half_n,
@@ -92,6 +96,9 @@ class ShapeModel:
         if self.block not in BLOCKS:
             raise ValueError(f"shape model block must be one of {list(BLOCKS)}, "
                              f"got {self.block}")
+        if not (np.isfinite(self.aspect) and abs(self.aspect) <= _ASPECT_BOUND):
+            raise ValueError(f"shape model aspect must be within ±{_ASPECT_BOUND}, "
+                             f"got {self.aspect}")
         if self.n_points < 1:
             raise ValueError(f"shape model n_points must be >= 1, got {self.n_points}")
         if not (np.isfinite(self.rel_rmse) and self.rel_rmse >= 0):
@@ -114,7 +121,8 @@ class ShapeModel:
         """
         work = flops * channel_padding(n, k, window, self.block)
         compute = work / self.compute_rate(m, n, k)
-        packing = self.memory_weight * (1 + self.unaligned_weight * unaligned(n, k))
+        packing = self.memory_weight * (1 + self.unaligned_weight * unaligned(n, k)) \
+            * (np.asarray(n, float) / k) ** self.aspect
         memory = packing * nbytes / bandwidth(np.maximum(np.maximum(nbytes, footprint), 1.0))
         return compute, memory
 
@@ -141,7 +149,7 @@ class ShapeModel:
         if not isinstance(d, dict):
             raise ValueError(f"shape model must be a mapping, got {type(d).__name__}")
         fields = ("rate", "half_m", "half_n", "half_k", "memory_weight", "unaligned_weight",
-                  "sharpness", "lo", "hi", "n_points", "rel_rmse")  # block: 1 when absent
+                  "sharpness", "lo", "hi", "n_points", "rel_rmse")  # block, aspect optional
         missing = [f for f in fields if f not in d]
         if missing:
             raise ValueError(f"shape model is missing fields: {', '.join(missing)}")
@@ -150,18 +158,21 @@ class ShapeModel:
             lo = tuple(float(x) for x in d["lo"])
             hi = tuple(float(x) for x in d["hi"])
             return cls(**floats, lo=lo, hi=hi, n_points=int(d["n_points"]),  # type: ignore[arg-type]
-                       rel_rmse=float(d["rel_rmse"]), block=int(d.get("block", 1)))
+                       rel_rmse=float(d["rel_rmse"]), block=int(d.get("block", 1)),
+                       aspect=float(d.get("aspect", 0.0)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"shape model has an invalid field: {exc}") from None
 
 
 def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
-                    bandwidth: Curve, blocks: Sequence[int] = (1,)) -> ShapeModel:
+                    bandwidth: Curve, blocks: Sequence[int] = (1,),
+                    fit_aspect: bool = False) -> ShapeModel:
     """Fit a :class:`ShapeModel` to measured calls, less a fixed per-call ``overhead_s``.
 
     Minimizes the soft-L1 loss of log(predicted / measured) seconds, once per channel
-    block in ``blocks``, and keeps the block that fits best; raises ValueError with fewer
-    than MIN_POINTS samples or on non-positive values.
+    block in ``blocks``, and keeps the block that fits best; ``fit_aspect`` fits the
+    packing cost's dependence on the weight's shape (else ``aspect`` stays 0). Raises
+    ValueError with fewer than MIN_POINTS samples or on non-positive values.
     """
     if len(samples) < MIN_POINTS:
         raise ValueError(f"a shape model needs at least {MIN_POINTS} measured shapes, "
@@ -171,12 +182,12 @@ def fit_shape_model(samples: Sequence[ShapeSample], *, overhead_s: float,
     if not (np.all(np.isfinite(a)) and np.all(a > 0)):
         raise ValueError("shape samples must have finite, positive dimensions, work and "
                          "seconds")
-    fits = [_fit_block(a, overhead_s, bandwidth, block) for block in blocks]
+    fits = [_fit_block(a, overhead_s, bandwidth, block, fit_aspect) for block in blocks]
     return min(fits, key=lambda fit: fit[1])[0]
 
 
-def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
-               block: int) -> tuple[ShapeModel, float]:
+def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve, block: int,
+               fit_aspect: bool) -> tuple[ShapeModel, float]:
     """The shape model fitted with one channel block, and its loss."""
     _, m, n, k, flops, nbytes, seconds, window = a.T
     memory_time = nbytes / bandwidth(nbytes)
@@ -184,9 +195,11 @@ def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
     work = flops * channel_padding(n, k, window, block)
 
     def predict(p: np.ndarray) -> np.ndarray:
-        rate, hm, hn, hk, w, u, sharp = np.exp(p)
+        rate, hm, hn, hk, w, u, sharp = np.exp(p[:7])
+        aspect = p[7] if fit_aspect else 0.0
         fill = _fill(m, hm, sharp) * _fill(n, hn, sharp) * _fill(k, hk, sharp)
-        return overhead_s + work / (rate * fill) + w * (1 + u * odd) * memory_time
+        return overhead_s + work / (rate * fill) \
+            + w * (1 + u * odd) * (n / k) ** aspect * memory_time
 
     best_rate = float(np.max(work / seconds))
     half_lo, half_hi = _HALF_BOUNDS
@@ -200,15 +213,19 @@ def _fit_block(a: np.ndarray, overhead_s: float, bandwidth: Curve,
     upper = np.log([best_rate * RATE_HEADROOM, min(half_hi, 2 * m.max()),
                     min(half_hi, 2 * n.max()), min(half_hi, 2 * k.max()), _WEIGHT_BOUNDS[1],
                     _WEIGHT_BOUNDS[1], _SHARPNESS_BOUNDS[1]])
+    if fit_aspect:
+        start, lower, upper = (np.append(x, v) for x, v in
+                               ((start, 0.0), (lower, -_ASPECT_BOUND), (upper, _ASPECT_BOUND)))
     start = np.clip(start, lower, upper)  # tiny shapes can put the bounds below the start
     fit = least_squares(lambda p: np.log(predict(p) / seconds), start, bounds=(lower, upper),
                         loss="soft_l1", f_scale=0.1)
-    rate, hm, hn, hk, w, u, sharp = np.exp(fit.x).tolist()
+    rate, hm, hn, hk, w, u, sharp = np.exp(fit.x[:7]).tolist()
     rel = predict(fit.x) / seconds - 1
     model = ShapeModel(rate, hm, hn, hk, w, u, sharp,
                        lo=(float(m.min()), float(n.min()), float(k.min())),
                        hi=(float(m.max()), float(n.max()), float(k.max())),
-                       n_points=len(a), rel_rmse=float(np.sqrt(np.mean(rel**2))), block=block)
+                       n_points=len(a), rel_rmse=float(np.sqrt(np.mean(rel**2))), block=block,
+                       aspect=float(fit.x[7]) if fit_aspect else 0.0)
     return model, float(fit.cost)
 
 

@@ -129,6 +129,7 @@ def calibrate(
                   f"half-full at M={model.half_m:.1f} N={model.half_n:.1f} "
                   f"K={model.half_k:.1f}, packing x{model.memory_weight:.2f} of streaming"
                   + (f", channels in blocks of {model.block}" if model.block > 1 else "")
+                  + (f", packing x (N/K)^{model.aspect:.2f}" if model.aspect else "")
                   + f"; RMS error {model.rel_rmse:.0%} on {model.n_points} shapes")
     fixed = result.profile.element_fixed_s
     costs = ", ".join(f"{'/'.join(map(str, k))} {c * 1e9:.2f} ns"
