@@ -25,7 +25,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding a profile from a few seconds of single-thread calibration."""
     db = tmp_path_factory.mktemp("cal") / "perfcast.db"
     with Store(db) as store:
-        calibrate(store, budget_s=10.0, threads=[1])
+        calibrate(store, budget_s=15.0, threads=[1])
     return db
 
 
