@@ -13,16 +13,19 @@ import gc
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perfcast.bench import allocator
 from perfcast.bench.nvtx import nvtx_range
 from perfcast.bench.stats import Stats, StopRule
+
+if TYPE_CHECKING:
+    from perfcast.bench.benchmark import Benchmark, Work
 
 DEFAULT_MIN_SAMPLE_S = 1e-4  # CPU samples shorter than this batch several calls per sample
 DEFAULT_WARMUP_S = 0.05
@@ -125,6 +128,18 @@ def measure(fn: Callable[..., Any], *args: Any, device: str = "cpu",
     return Measurement(Stats.from_samples(samples), dev, used_threads, number, warmup_calls,
                        reason, elapsed, cold_cache=cold_cache and dev == "cpu",
                        cuda_graph=cuda_graph)
+
+
+
+def measure_benchmark(bench: Benchmark, params: Mapping[str, Any], *, threads: int,
+                      rule: StopRule, name: str) -> tuple[Measurement, Work | None]:
+    """Set ``bench`` up with ``params``, time its ``run`` with :func:`measure` on
+    ``threads``, read its work, and tear it down (also when timing fails)."""
+    try:
+        bench.setup(**params)
+        return measure(bench.run, threads=threads, rule=rule, name=name), bench.work()
+    finally:
+        bench.teardown()
 
 
 def _check_device(device: str) -> str:

@@ -32,22 +32,14 @@ Reference = dict[int, dict[str, float]]  # threads -> reference kernel -> median
 def measure_reference(threads: Sequence[int], rule: StopRule = RULE) -> Reference:
     """Median seconds of each REFERENCE kernel at each thread count."""
     from perfcast.bench.benchmark import load_builtin_suites, targets
-    from perfcast.bench.timer import measure
+    from perfcast.bench.timer import measure_benchmark
 
     load_builtin_suites()
     registry = targets()
-    timed: Reference = {}
-    for t in threads:
-        timed[t] = {}
-        for name, (target, params) in REFERENCE.items():
-            bench = registry[target].first()
-            try:
-                bench.setup(**params)
-                timed[t][name] = measure(bench.run, threads=t, rule=rule,
-                                         name=f"reference {name}").median_s
-            finally:
-                bench.teardown()
-    return timed
+    return {t: {name: measure_benchmark(registry[target].first(), params, threads=t,
+                                        rule=rule, name=f"reference {name}")[0].median_s
+                for name, (target, params) in REFERENCE.items()}
+            for t in threads}
 
 
 def mean_reference(a: Reference, b: Reference) -> Reference:

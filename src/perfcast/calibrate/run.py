@@ -24,7 +24,7 @@ from perfcast import __version__
 from perfcast.bench.benchmark import Case, load_builtin_suites, targets
 from perfcast.bench.environment import capture_environment
 from perfcast.bench.stats import StopRule
-from perfcast.bench.timer import measure
+from perfcast.bench.timer import measure, measure_benchmark
 from perfcast.calibrate.composite import MIN_NETS, CompositeFit, CompositeRow, fit_composite
 from perfcast.calibrate.profile import (
     LAYER_OVERHEAD,
@@ -153,8 +153,8 @@ def refit(store: Store, run_id: str, *, output: Path | None = None) -> Calibrati
     """
     start = time.perf_counter()
     run = store.run(run_id)
-    results = [r for r in store.results(run_id)
-               if r.status == "ok" and (r.extra or {}).get("calibration")]
+    stored = store.results(run_id)
+    results = [r for r in stored if r.status == "ok" and (r.extra or {}).get("calibration")]
     if not results:
         raise ValueError(f"run {run_id} has no calibration measurements to refit "
                          f"(its command: {run.command})")
@@ -164,7 +164,7 @@ def refit(store: Store, run_id: str, *, output: Path | None = None) -> Calibrati
                           environment=env.data, perfcast_version=__version__)
     rows = _stored_rows(profile, [r for r in results if r.target == COMPOSITE_TARGET])
     profile = replace(profile, composite=fit_networks(rows),
-                      reference=_stored_reference(store.results(run_id)))
+                      reference=_stored_reference(stored))
     path, version = _save(store, profile, run.environment_id, output)
     return CalibrationResult(run_id, profile, path, version, points,
                              time.perf_counter() - start, rows)
@@ -330,13 +330,8 @@ class _Sampler:
         case = Case(target, params)
         if cls.skip_reason(**params):
             return None
-        bench = cls()
-        try:
-            bench.setup(**params)
-            m = measure(bench.run, threads=threads, rule=POINT_RULE, name=case.id)
-            work = bench.work()
-        finally:
-            bench.teardown()
+        m, work = measure_benchmark(cls(), params, threads=threads, rule=POINT_RULE,
+                                    name=case.id)
         flops, nbytes = (work.flops, work.bytes) if work else (0.0, 0.0)
         self.store.add_result(self.run_id, target=target_name,
                               params={**params, "threads": threads}, status="ok",
