@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conv_points import conv_point, depthwise_points
 from perfcast.calibrate import CalibrationPoint, fit_profile
 from perfcast.calibrate.eager_conv import NATIVE_MAX_INPUT, runs_native
 from perfcast.calibrate.model import CalibratedEfficiency
@@ -96,17 +97,9 @@ def _conv_points() -> list[CalibrationPoint]:
     points = [CalibrationPoint("overhead", "float32", 1, 0, 0, OVERHEAD_S)]
     for c, side in itertools.product((8, 12, 16, 24, 32, 48, 64, 96), (10, 14, 20, 26, 32)):
         params = {"shape": f"{c}-{c}-{side}-3-1-1", "batch": 1}
-        s = point_shape("conv", params)
-        rate = 30e9 if runs_native(s.call, 1, "float32") else 90e9
-        flops = 2.0 * s.m * s.n * s.k
-        points.append(CalibrationPoint("conv", "float32", 1, flops, 4.0 * s.m * (s.n + s.k),
-                                       OVERHEAD_S + flops / rate, params))
-    for side in (10, 20, 40, 80, 120):  # depthwise convs: the conv streaming curve
-        nbytes = 8.0 * 32 * side * side
-        points.append(CalibrationPoint("conv", "float32", 1, 18.0 * 32 * side * side, nbytes,
-                                       OVERHEAD_S + nbytes / 30e9,
-                                       {"shape": f"32-32-{side}-3-1-32"}))
-    return points
+        native = runs_native(point_shape("conv", params).call, 1, "float32")
+        points.append(conv_point(params, 1, 30e9 if native else 90e9, OVERHEAD_S))
+    return [*points, *depthwise_points(1, OVERHEAD_S)]
 
 
 def test_native_and_onednn_convolutions_fit_and_use_models_of_their_own():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conv_points import conv_point, depthwise_points
 from perfcast.calibrate import CalibrationPoint, Curve, Profile, ProfileError, fit_profile
 from perfcast.calibrate.model import CalibratedEfficiency
 from perfcast.calibrate.shape_model import (
@@ -404,16 +405,9 @@ def test_pointwise_convolutions_get_a_shape_model_of_their_own():
     points = [CalibrationPoint("overhead", "float32", 2, 0, 0, OVERHEAD_S)]
     for window, rate in ((1, 40e9), (3, 90e9)):  # 1x1 convs at under half the 3x3 rate
         for c, size in itertools.product((16, 24, 40, 64, 96, 128, 200, 256), (20, 36)):
-            params = {"shape": f"{c}-{c}-{size}-{window}-1-1", "batch": 2}
-            s = point_shape("conv", params)
-            flops = 2.0 * s.m * s.n * s.k
-            points.append(CalibrationPoint("conv", "float32", 2, flops, 4.0 * s.m * (s.n + s.k),
-                                           OVERHEAD_S + flops / rate, params))
-    for size in (10, 20, 40, 80, 120):  # depthwise convs: the conv streaming curve
-        nbytes = 8.0 * 32 * size * size
-        points.append(CalibrationPoint("conv", "float32", 2, 18.0 * 32 * size * size, nbytes,
-                                       OVERHEAD_S + nbytes / 30e9,
-                                       {"shape": f"32-32-{size}-3-1-32"}))
+            points.append(conv_point({"shape": f"{c}-{c}-{size}-{window}-1-1", "batch": 2}, 2,
+                                     rate, OVERHEAD_S))
+    points += depthwise_points(2, OVERHEAD_S)
     profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
                           perfcast_version="0")
     assert set(profile.shape) == {("conv", "float32", 2), (POINTWISE, "float32", 2)}
