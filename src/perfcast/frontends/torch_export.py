@@ -9,13 +9,18 @@ lists them and lowers its confidence.
 
 from __future__ import annotations
 
+import io
+import logging
 import operator
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from typing import Any
 
 from perfcast.frontends import aten_names
-from perfcast.frontends.errors import CaptureError, summarize_exception
+from perfcast.frontends.errors import CaptureError
+from perfcast.frontends.export_errors import explain_export_failure
 from perfcast.ir import Graph, Node, Tensor, canonical
 
 Progress = Callable[[str], None]
@@ -46,6 +51,8 @@ def capture(model: Any, example_inputs: Sequence[Any] | Mapping[str, Any], *,
     """
     import torch
 
+    from perfcast.frontends.outputs import FlatOutputs
+
     say = progress or (lambda _msg: None)
     args, kwargs = _split_inputs(example_inputs)
     if dtype is not None:
@@ -56,14 +63,31 @@ def capture(model: Any, example_inputs: Sequence[Any] | Mapping[str, Any], *,
     if hasattr(model, "eval"):
         model.eval()
     say("exporting with torch.export")
+    root = FlatOutputs(model) if isinstance(model, torch.nn.Module) else model
     try:
-        with torch.no_grad():
-            program = torch.export.export(model, args, kwargs, strict=False)
+        with torch.no_grad(), _quiet_torch_logs():
+            program = torch.export.export(root, args, kwargs, strict=False)
     except Exception as exc:  # export raises many types; all become one clear error
-        raise CaptureError(f"torch.export failed for {type(model).__name__}: "
-                           f"{summarize_exception(exc)}") from exc
+        raise CaptureError(explain_export_failure(exc, model)) from None
     say("converting to perfcast IR")
     return _Converter(program, name or type(model).__name__, keep_weights).run()
+
+
+@contextmanager
+def _quiet_torch_logs():
+    """torch.export prints whole graphs to stderr when it fails; the CaptureError says why.
+
+    What it writes is held back and passed on only when the export succeeds.
+    """
+    held = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with redirect_stderr(held):
+            yield
+    finally:
+        logging.disable(previous)
+    sys.stderr.write(held.getvalue())
 
 
 def _split_inputs(example_inputs) -> tuple[tuple, dict]:
@@ -313,7 +337,9 @@ def _module_path(node) -> str:
     if not stack:
         return ""
     path = list(stack.values())[-1][0]
-    return path if isinstance(path, str) else ""
+    from perfcast.frontends.outputs import strip_wrapper
+
+    return strip_wrapper(path) if isinstance(path, str) else ""
 
 
 def _flat_names(value) -> list[str]:

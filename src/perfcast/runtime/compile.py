@@ -129,7 +129,10 @@ def compile(model: Any, example_inputs: Any, *, backend: str = "auto",
 
     _check_backend(backend)
     cap = capture(model, example_inputs, keep_weights=True, name=name)
-    kw_order = list(example_inputs) if isinstance(example_inputs, Mapping) else None
+    kw_order = None  # keyword tensors in graph-input order; other values are baked in
+    if isinstance(example_inputs, Mapping):
+        kw_order = [k for k, v in example_inputs.items()
+                    if isinstance(v, np.ndarray) or _is_torch_tensor(v)]
     return compile_graph(cap.graph, cap.weights, backend=backend, threads=threads,
                          passes=passes, kw_order=kw_order)
 
@@ -190,6 +193,10 @@ def _make_executor(program: Program, backend: str, threads: int | None) -> tuple
 def _as_numpy(value: Any) -> np.ndarray | None:
     if isinstance(value, np.ndarray):
         return value
-    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+    if _is_torch_tensor(value):
         return value.detach().cpu().numpy()
     return None
+
+
+def _is_torch_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")

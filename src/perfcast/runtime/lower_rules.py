@@ -376,11 +376,11 @@ def _cat(lw: Lowerer, node: Node) -> None:
     full = V.root_view(out, shape, lw.dtype(out_tensor))
     start = 0
     for name in node.inputs:
+        if 0 in lw.shape(name):  # nothing to copy (torch.cat also skips empty 1-D tensors)
+            continue
         v = cast_view(lw, name, lw.dtype(out_tensor))
         if node.kind == "stack":
             v = V.unsqueeze(v, dim)
-        if v.shape[dim] == 0:
-            continue
         region = V.slice_(full, dim, start, start + v.shape[dim])
         start += v.shape[dim]
         src, v = lw.place(v, name)
@@ -388,6 +388,36 @@ def _cat(lw: Lowerer, node: Node) -> None:
             lw.copy_into(src, v.shape, v.strides, out, region.offset)
         else:
             lw.copy_into(src, v.shape, v.strides, out, region.offset, region.strides)
+
+
+
+@rule("index")
+def _index(lw: Lowerer, node: Node) -> None:
+    """``x[i0, i1, ...]`` with constant index tensors (e.g. aranges that build attention
+    masks) whose picked elements lie on a strided grid: a view of ``x``."""
+    v = lw.view(node.inputs[0])
+    if not all(lw.is_const(i) for i in node.inputs[1:]):
+        raise lw.error("indexing with non-constant index tensors is not supported")
+    given = iter(node.inputs[1:])
+    key = tuple(lw.const_value(next(given)) if entry == "tensor" else slice(None)
+                for entry in node.attrs["indices"])
+    picked = _offset_grid(v.shape, v.strides, v.offset)[key]
+    base = int(picked.flat[0]) if picked.size else 0
+    strides = tuple(int(picked[tuple(int(j == d) for j in range(picked.ndim))]) - base
+                    if n > 1 and picked.size else 0 for d, n in enumerate(picked.shape))
+    if min(strides, default=0) < 0 or not np.array_equal(
+            _offset_grid(picked.shape, strides, base), picked):
+        raise lw.error("indexing whose picked elements do not form a strided view is not "
+                       "supported")
+    _set(lw, node, V.View(v.root, tuple(picked.shape), strides, base, v.dtype))
+
+
+def _offset_grid(shape, strides, base: int) -> np.ndarray:
+    """The element offset of every position of a strided view."""
+    grid = np.full(tuple(shape), base, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(shape, strides, strict=True)):
+        grid += (np.arange(n, dtype=np.int64) * s).reshape((n,) + (1,) * (len(shape) - d - 1))
+    return grid
 
 
 # Row-wise, GEMM and attention rules live in their own module; importing it registers them.

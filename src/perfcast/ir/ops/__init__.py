@@ -4,6 +4,7 @@ from perfcast.ir.ops import (  # noqa: F401
     attention,
     collective,
     conv,
+    einsum,
     elementwise,
     embedding,
     fused,
@@ -12,4 +13,5 @@ from perfcast.ir.ops import (  # noqa: F401
     movement,
     norm,
     reduction,
+    resample,
 )

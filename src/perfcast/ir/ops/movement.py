@@ -66,10 +66,15 @@ def _transpose(ins, attrs):
     x = ins[0]
     shape = list(x.shape)
     if x.rank >= 2:
-        a = norm_dim(int(attrs.get("dim0", 0)), x.rank)
-        b = norm_dim(int(attrs.get("dim1", 1)), x.rank)
+        a = norm_dim(int(attrs.get("dim0", attrs.get("axis0", 0))), x.rank)  # swapaxes: axis*
+        b = norm_dim(int(attrs.get("dim1", attrs.get("axis1", 1))), x.rank)
         shape[a], shape[b] = shape[b], shape[a]
     return [(tuple(shape), x.dtype)]
+
+
+def _reversed(ins, attrs):
+    x = ins[0]
+    return [(tuple(reversed(x.shape)), x.dtype)]
 
 
 def slice_len(size: Dim, start, end, step: int) -> Dim:
@@ -158,7 +163,8 @@ _view("unsqueeze", _unsqueeze)
 _view("squeeze", _squeeze)
 _view("expand", _expand)
 _view("permute", _permute)
-_view(["transpose", "t"], _transpose)
+_view(["transpose", "t", "swapaxes", "swapdims"], _transpose)
+_view("numpy_T", _reversed)
 _view("slice", _slice)
 _view("select", _select)
 _view("narrow", _narrow)

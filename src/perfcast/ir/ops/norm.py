@@ -51,3 +51,12 @@ def _bn_triple_infer(ins, attrs):
 
 define("_native_batch_norm_legit_no_training", Category.NORM, _bn_triple_infer,
        _norm_flops(2, 1, 2))
+
+
+def _weight_norm_flops(ins, outs, attrs) -> Dim:
+    """w = g * v / ||v||: square-and-add per element of v for the norms, then a multiply."""
+    return 3 * ins[0].numel
+
+
+# _weight_norm(v, g, dim): the weight of a weight-normalized layer (Wav2Vec2's conv)
+define("_weight_norm", Category.NORM, same_as_input, _weight_norm_flops)
