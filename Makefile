@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA wheels
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[torch,onnx,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[torch,onnx,tflite,zoo,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

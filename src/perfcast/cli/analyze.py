@@ -13,8 +13,10 @@ from rich.markup import escape
 from perfcast.cli.errors import fail
 from perfcast.cli.store import DbOption, open_store
 
-TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`) or "
-                "path/to/file.py:factory returning (model, example_inputs)")
+TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`), zoo:NAME (see "
+                "`perfcast validate zoo --list`), path/to/config.json (a Hugging Face config), "
+                "path/to/model.tflite or .onnx, or path/to/file.py:factory returning "
+                "(model, example_inputs)")
 
 
 def analyze(
@@ -25,9 +27,12 @@ def analyze(
     dtype: Annotated[str | None, typer.Option(
         help="Precision of weights and activations (fp32, bf16, fp16...); "
              "default: the model's own.")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size of the example inputs.")] = 1,
-    seq_len: Annotated[int, typer.Option(
-        "--seq-len", min=1, help="Sequence length (built-in transformer examples).")] = 128,
+    batch: Annotated[int | None, typer.Option(
+        min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option(
+        "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
+                                 "else 128.")] = None,
     fusion: Annotated[str, typer.Option(
         "--target", help="Fusion target: eager, compile or perfcast.")] = "eager",
     top: Annotated[int, typer.Option(min=1, help="Kernels to list in the report.")] = 10,
@@ -57,11 +62,16 @@ def analyze(
         fail("missing TARGET: " + TARGETS_HELP)
     try:
         specs = [load_spec(h) for h in (hardware or ["h100-sxm"])]
-        with err.status(f"building {target} ..."):
-            loaded = load_target(target, batch=batch, seq_len=seq_len)
-        with err.status(f"capturing {loaded.name} with torch.export ...") as status:
-            prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype, name=loaded.name,
-                               progress=lambda msg: status.update(f"{loaded.name}: {msg} ..."))
+        if target.endswith((".tflite", ".onnx")):
+            with err.status(f"reading {target} ..."):
+                prepared = _prepare_file(Path(target), batch, dtype)
+        else:
+            with err.status(f"building {target} ..."):
+                loaded = load_target(target, batch=batch, seq_len=seq_len)
+            with err.status(f"capturing {loaded.name} with torch.export ...") as status:
+                prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype,
+                                   name=loaded.name, progress=lambda msg: status.update(
+                                       f"{loaded.name}: {msg} ..."))
         results = [estimate_prepared(prepared, spec, target=fusion, efficiency=eff)
                    for spec, eff in (local_setup(s, threads, profile, db) for s in specs)]
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
@@ -74,6 +84,23 @@ def analyze(
         render_estimate(out, result, top=top)
     if len(results) > 1:
         render_comparison(out, results, specs)
+
+
+def _prepare_file(path: Path, batch: int | None, dtype: str | None) -> Any:
+    """A .tflite (fixed shapes and types) or .onnx file, ready to estimate."""
+    from perfcast.estimate.analyze import prepare_graph
+    from perfcast.frontends import CaptureError
+
+    if not path.is_file():
+        raise CaptureError(f"model file {str(path)!r} does not exist")
+    if path.suffix == ".tflite":
+        from perfcast.frontends.tflite_import import import_tflite
+
+        return prepare_graph(import_tflite(path))
+    from perfcast.frontends.onnx_import import import_onnx
+
+    cap = import_onnx(path.read_bytes(), name=path.stem, batch=batch or 1, dtype=dtype)
+    return prepare_graph(cap, dtype=dtype)
 
 
 def local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:

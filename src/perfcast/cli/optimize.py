@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,6 +140,9 @@ def _tolerances(items: list[str]) -> dict[str, float]:
 def _to_device(model: Any, inputs: Any, device: str) -> tuple[Any, tuple]:
     import torch
 
+    if isinstance(inputs, Mapping):
+        fail("optimize needs positional example inputs (a tensor or a tuple), not keyword "
+             "inputs")
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     if device == "cpu":
         return model, inputs

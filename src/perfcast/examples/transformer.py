@@ -31,6 +31,9 @@ class LogitsOnly(nn.Module):
 def build_transformer(family: str, config: dict[str, Any], *, batch: int, seq_len: int,
                       device: str) -> tuple[nn.Module, tuple[torch.Tensor]]:
     """A model of ``family`` from ``config`` on ``device`` with token-id inputs."""
+    from perfcast.compat.torchvision_cpu import ensure_importable
+
+    ensure_importable()
     import transformers
 
     cfg_name, model_name = _FAMILIES[family]

@@ -1,4 +1,4 @@
-"""Frontends: turn models (PyTorch now; ONNX and LLM configs later) into IR graphs."""
+"""Frontends: turn models (PyTorch, Hugging Face configs, ONNX, TFLite, LLM configs) into IR."""
 
 from perfcast.frontends.errors import CaptureError
 from perfcast.frontends.targets import LoadedTarget, TargetError, load_target

@@ -43,10 +43,14 @@ def load_config(source: str | Path | dict[str, Any], overrides: dict[str, Any] |
     data.update(overrides or {})
     try:
         return transformers.AutoConfig.for_model(model_type, **data)
-    except ValueError as exc:
+    except ValueError:
+        import difflib
+
+        known = list(transformers.CONFIG_MAPPING.keys())
+        close = difflib.get_close_matches(model_type, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise CaptureError(f"{where}: model_type {model_type!r} is not an architecture "
-                           f"transformers {transformers.__version__} knows "
-                           f"({str(exc).splitlines()[0][:120]})") from None
+                           f"transformers {transformers.__version__} knows{hint}") from None
 
 
 def model_class(config, auto: str | None = None):

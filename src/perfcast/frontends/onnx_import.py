@@ -77,6 +77,7 @@ def import_onnx(data: bytes, *, name: str = "model", batch: int = 1,
         raise OnnxImportError(f"not an ONNX model (protobuf parse failed: {exc})") from None
     if not model.graph.node:
         raise OnnxImportError("the ONNX model has no nodes (is it an ONNX file?)")
+    _check_opset(model)
     if model.graph.input and all(i.name in {t.name for t in model.graph.initializer}
                                  for i in model.graph.input):
         raise OnnxImportError("the ONNX model has no runtime inputs")
@@ -86,6 +87,22 @@ def import_onnx(data: bytes, *, name: str = "model", batch: int = 1,
     except Exception as exc:  # onnx raises several internal error types for bad graphs
         raise OnnxImportError(f"ONNX shape inference failed: {_short(exc)}") from None
     return _Converter(model, name, dtype).run()
+
+
+MIN_OPSET = 7  # the first opset of today's broadcasting semantics
+
+
+def _check_opset(model: Any) -> None:
+    """The default-domain opset must lie between MIN_OPSET and what onnx knows."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx") and not MIN_OPSET <= entry.version <= newest:
+            raise OnnxImportError(
+                f"the ONNX model uses opset {entry.version}; supported: {MIN_OPSET} to "
+                f"{newest} (onnx {onnx.__version__}); convert it with "
+                "onnx.version_converter.convert_version")
 
 
 def _fix_input_dims(model: Any, batch: int, dims: dict[str, int]) -> None:

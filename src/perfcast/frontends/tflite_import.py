@@ -23,7 +23,7 @@ import numpy as np
 from perfcast.frontends.errors import CaptureError
 from perfcast.frontends.tflite_ops import FOLDABLE, Builder, OpRec, TensorRec
 from perfcast.frontends.torch_export import Capture
-from perfcast.ir import Graph, GraphError, Tensor, itemsize
+from perfcast.ir import Graph, GraphError, Tensor
 
 SCHEMA_VERSION = 3  # the only version TFLite's interpreter accepts
 IDENTIFIER = b"TFL3"
@@ -61,8 +61,11 @@ def import_tflite_bytes(data: bytes, *, name: str = "model", source: str = "the 
 
 # -- reading the flatbuffer -----------------------------------------------------------
 def _read(data: bytes, where: str) -> tuple[list[TensorRec], list[OpRec], list[int], list[int]]:
-    import tflite
-
+    try:
+        import tflite
+    except ModuleNotFoundError:
+        raise TFLiteImportError("reading TFLite files needs the 'tflite' package "
+                                "(pip install tflite==2.18.0)") from None
     if len(data) < 8 or data[4:8] != IDENTIFIER:
         raise TFLiteImportError(f"{where} is not a TFLite model (no 'TFL3' flatbuffer "
                                 "identifier at byte 4)")
@@ -209,8 +212,12 @@ def _convert(tensors: list[TensorRec], ops: list[OpRec], inputs: list[int],
         if k in folded:
             skipped[op.name] += 1
             read.update(names[i] for i in op.inputs if i >= 0)
-        else:
+            continue
+        try:
             builder.lower(k, op, _module_path(names[op.outputs[0]]) if op.outputs else "")
+        except (IndexError, ValueError, ZeroDivisionError) as exc:  # shapes that do not fit
+            raise TFLiteImportError(f"{where}: operator {k} ({op.name}) has operands of "
+                                    f"inconsistent shapes ({exc})") from None
     graph.outputs = [names[o] for o in outputs if o >= 0]
     try:
         graph.validate()
@@ -219,8 +226,8 @@ def _convert(tensors: list[TensorRec], ops: list[OpRec], inputs: list[int],
     read.update(i for n in graph.nodes for i in n.inputs)
     weights = [graph.tensors[names[i]] for i, t in enumerate(tensors)
                if t.const and names[i] in read]
-    params = sum(int(np.prod(t.shape)) for t in weights)
-    param_bytes = sum(float(np.prod(t.shape)) * itemsize(t.dtype) for t in weights)
+    params = sum(int(t.numel) for t in weights)
+    param_bytes = sum(float(t.nbytes) for t in weights)
     buffer_bytes = sum(float(graph.tensors[names[i]].nbytes)
                        for i, t in enumerate(tensors) if t.variable)
     return Capture(graph, params, param_bytes, buffer_bytes, dict(skipped))

@@ -219,8 +219,10 @@ def _pool(b: Builder, op: OpRec) -> bool:
 
 def _fully_connected(b: Builder, op: OpRec) -> bool:
     x, w, out = b.tensor(op.inputs[0]), b.tensor(op.inputs[1]), b.tensor(op.outputs[0])
+    if w.rank != 2 or out.rank == 0:
+        return False
     want = (*out.shape[:-1], w.shape[1])
-    if w.rank != 2 or x.numel != int(np.prod(want)):
+    if x.numel != int(np.prod(want)):
         return False
     src = x.name if x.shape == want else b.view(x.name, "reshape", {"shape": list(want)},
                                                 want, "rows")

@@ -168,9 +168,12 @@ def _build_int8(model: Any, inputs: tuple, setting: Setting) -> Forward:
 
 def _build_onnxruntime(model: Any, inputs: tuple, setting: Setting) -> Forward:
     from perfcast.bench.suites.workloads import onnxruntime_session
+    from perfcast.frontends.outputs import FlatOutputs
 
+    flat = FlatOutputs(model)  # the exporter returns tensors only, not a transformers Cache
+    flat.training = model.training  # the wrapper alone: the model's own mode stays as given
     with tempfile.TemporaryDirectory(prefix="perfcast-optimize-") as tmp:
-        session, feeds = onnxruntime_session(model, inputs, Path(tmp) / "model.onnx",
+        session, feeds = onnxruntime_session(flat, inputs, Path(tmp) / "model.onnx",
                                              threads=setting.threads)
     return lambda: session.run(None, feeds)
 

@@ -72,19 +72,33 @@ def tolerance_for(precision: str | None, model_dtype: str,
 
 
 def flatten_outputs(out: Any) -> list[np.ndarray]:
-    """Tensors and arrays of a model output (tensor, array, tuple, list, dict, ModelOutput)
-    as float64/int arrays on the host, in order."""
-    if isinstance(out, np.ndarray | np.generic):
+    """The arrays of a model output on the host, in order (floating tensors as float64).
+
+    A result holding torch tensors is flattened as the runtime flattens it
+    (:func:`perfcast.frontends.outputs.flatten_tensors`: each tensor once, the key/value
+    tensors of a ``transformers`` Cache included); NumPy arrays and numbers (in tuples,
+    lists and dicts) as they nest.
+    """
+    from perfcast.frontends.outputs import flatten_tensors
+
+    tensors = flatten_tensors(out)
+    if tensors:
+        return [_host(t) for t in tensors]
+    return _flatten_arrays(out)
+
+
+def _host(tensor: Any) -> np.ndarray:
+    t = tensor.detach().cpu()
+    return t.double().numpy() if t.is_floating_point() else t.numpy()
+
+
+def _flatten_arrays(out: Any) -> list[np.ndarray]:
+    if isinstance(out, np.ndarray | np.generic | int | float | bool):
         return [np.asarray(out)]
-    if hasattr(out, "detach") and hasattr(out, "cpu"):  # a torch.Tensor
-        t = out.detach().cpu()
-        return [t.double().numpy() if t.is_floating_point() else t.numpy()]
     if isinstance(out, Mapping):
-        return [a for v in out.values() for a in flatten_outputs(v)]
+        return [a for v in out.values() for a in _flatten_arrays(v)]
     if isinstance(out, list | tuple):
-        return [a for v in out for a in flatten_outputs(v)]
-    if isinstance(out, int | float | bool):
-        return [np.asarray(out)]
+        return [a for v in out for a in _flatten_arrays(v)]
     if out is None:
         return []
     raise OutputMismatch(f"cannot compare an output of type {type(out).__name__}")

@@ -97,6 +97,9 @@ def optimize(model: Any, example_inputs: Any, *, budget_s: float = 300.0,
         if key not in TOLERANCES or not value > 0:
             raise OptimizeError(f"tolerance {key}={value!r}: the dtype must be one of "
                                 f"{', '.join(TOLERANCES)} and the value > 0")
+    if isinstance(example_inputs, Mapping):
+        raise OptimizeError("optimize needs positional example inputs (a tensor or a tuple), "
+                            "not keyword inputs")
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     pool = _select(list(candidates or CANDIDATES), only, skip)
     device = device_of(inputs)

@@ -51,12 +51,14 @@ class CompiledModel:
 
     def __init__(self, program: Program, plan_report: PlanReport, pass_report: Any,
                  inputs: list[InputSpec], backend: str, threads: int | None,
-                 kw_order: list[str] | None = None) -> None:
+                 kw_order: list[str] | None = None,
+                 kw_fixed: Mapping[str, Any] | None = None) -> None:
         self.program = program
         self.plan_report = plan_report
         self.pass_report = pass_report
         self.input_specs = inputs
         self._kw_order = kw_order
+        self._kw_fixed = dict(kw_fixed or {})  # non-tensor keyword inputs, compiled in
         self.backend, self._executor = _make_executor(program, backend, threads)
         self.threads = threads
 
@@ -102,9 +104,12 @@ class CompiledModel:
         if kwargs:
             order = self._kw_order or list(kwargs)
             unknown = sorted(set(kwargs) - set(order))
-            if unknown:
-                raise RuntimeInputError(f"unexpected keyword input(s) {unknown}; the model was "
-                                        f"compiled with {order}")
+            changed = [k for k in unknown if k not in self._kw_fixed
+                       or not _same(kwargs[k], self._kw_fixed[k])]
+            if changed:
+                raise RuntimeInputError(f"unexpected keyword input(s) {changed}; the model was "
+                                        f"compiled with {order}"
+                                        + (f" and {self._kw_fixed}" if self._kw_fixed else ""))
             missing = [k for k in order if k not in kwargs]
             if missing:
                 raise RuntimeInputError(f"missing keyword input(s) {missing}")
@@ -129,24 +134,28 @@ def compile(model: Any, example_inputs: Any, *, backend: str = "auto",
 
     _check_backend(backend)
     cap = capture(model, example_inputs, keep_weights=True, name=name)
-    kw_order = None  # keyword tensors in graph-input order; other values are baked in
+    kw_order, kw_fixed = None, {}  # keyword tensors (graph inputs) and other values
     if isinstance(example_inputs, Mapping):
-        kw_order = [k for k, v in example_inputs.items()
-                    if isinstance(v, np.ndarray) or _is_torch_tensor(v)]
+        kw_order = [k for k, v in example_inputs.items() if _is_array(v)]
+        kw_fixed = {k: v for k, v in example_inputs.items() if not _is_array(v)}
     return compile_graph(cap.graph, cap.weights, backend=backend, threads=threads,
-                         passes=passes, kw_order=kw_order)
+                         passes=passes, kw_order=kw_order, kw_fixed=kw_fixed)
 
 
 def compile_graph(graph: Graph, consts: Mapping[str, np.ndarray], *, backend: str = "auto",
                   threads: int | None = None, passes: PassesArg = None,
-                  kw_order: list[str] | None = None) -> CompiledModel:
-    """Compile an IR graph whose constants' values are ``consts`` (see :func:`compile`)."""
+                  kw_order: list[str] | None = None,
+                  kw_fixed: Mapping[str, Any] | None = None) -> CompiledModel:
+    """Compile an IR graph whose constants' values are ``consts`` (see :func:`compile`);
+    ``kw_order`` names the keyword inputs in graph order, ``kw_fixed`` the non-tensor
+    keyword values the graph was captured with (a call may repeat them)."""
     _check_backend(backend)
     graph, consts, report = run_graph_passes(graph, consts, passes)
     program, plan_report = plan(lower(graph, consts))
     inputs = [InputSpec(n, tuple(int(d) for d in graph.tensors[n].shape),
                         graph.tensors[n].dtype) for n in graph.inputs]
-    return CompiledModel(program, plan_report, report, inputs, backend, threads, kw_order)
+    return CompiledModel(program, plan_report, report, inputs, backend, threads, kw_order,
+                         kw_fixed)
 
 
 def run_graph_passes(graph: Graph, consts: Mapping[str, np.ndarray],
@@ -200,3 +209,12 @@ def _as_numpy(value: Any) -> np.ndarray | None:
 
 def _is_torch_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or _is_torch_tensor(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal non-tensor values (``b`` is never an array, so neither is an equal ``a``)."""
+    return type(a) is type(b) and bool(a == b)

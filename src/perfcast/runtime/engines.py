@@ -153,28 +153,30 @@ def _onnxruntime(model: Any, inputs: tuple, threads: int) -> Callable[[], Any]:
     if reason:
         raise _Skip(reason)
     from perfcast.bench.suites.workloads import onnxruntime_session
+    from perfcast.frontends.outputs import FlatOutputs
 
+    flat = FlatOutputs(model)  # the exporter returns tensors only, not a transformers Cache
+    flat.training = model.training  # the wrapper alone: the model's own mode stays as given
     with tempfile.TemporaryDirectory(prefix="perfcast-onnx-") as tmp, \
             warnings.catch_warnings():  # the exporter warns about its own internals
         warnings.simplefilter("ignore")
-        session, feeds = onnxruntime_session(model, inputs, Path(tmp) / "model.onnx",
+        session, feeds = onnxruntime_session(flat, inputs, Path(tmp) / "model.onnx",
                                              threads=threads)
     return lambda: session.run(None, feeds)
 
 
 def flatten_outputs(value: Any) -> list[np.ndarray]:
-    """Every tensor or array in a (nested) model output, in order, as NumPy arrays."""
-    import torch
+    """Every tensor or array in a (nested) model output, in order, as NumPy arrays; torch
+    results as the runtime flattens them (:func:`perfcast.frontends.outputs.flatten_tensors`:
+    each tensor once, a ``transformers`` Cache's key/value tensors included)."""
     from torch.utils._pytree import tree_flatten
 
-    leaves, _ = tree_flatten(value)
-    out = []
-    for leaf in leaves:
-        if isinstance(leaf, torch.Tensor):
-            out.append(leaf.detach().cpu().numpy())
-        elif isinstance(leaf, np.ndarray):
-            out.append(leaf)
-    return out
+    from perfcast.frontends.outputs import flatten_tensors
+
+    tensors = flatten_tensors(value)
+    if tensors:
+        return [t.detach().cpu().numpy() for t in tensors]
+    return [leaf for leaf in tree_flatten(value)[0] if isinstance(leaf, np.ndarray)]
 
 
 def max_abs_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:

@@ -27,7 +27,7 @@ TASKS = {
     "image-classification": "AutoModelForImageClassification",
     "multimodal": "AutoModel",
 }
-TFLITE_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "tflite"
+TFLITE_DIR = Path(__file__).resolve().parent / "tflite"  # .tflite files (see its README)
 UNET_TEXT_TOKENS = {"small": 8, "published": 77}  # CLIP text length SD conditions on
 
 
