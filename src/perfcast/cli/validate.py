@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from perfcast.cli import validate_kernels
+from perfcast.cli import validate_kernels, validate_zoo
 from perfcast.cli.errors import fail
 from perfcast.cli.store import DbOption, open_store
 
@@ -192,3 +192,4 @@ def _factory_builder(target: str):
 
 
 app.command("kernels")(validate_kernels.kernels)
+app.command("zoo")(validate_zoo.zoo)

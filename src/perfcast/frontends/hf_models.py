@@ -107,7 +107,7 @@ def example_inputs(model, *, batch: int, seq_len: int, device: str) -> dict[str,
             "pixel_values", "input_features", "input_values")):
         length = min(seq_len, _max_positions(text_cfg) or seq_len)
         inputs["input_ids"] = ids(length)
-        if "attention_mask" in params and not getattr(cfg, "is_decoder", False):
+        if "attention_mask" in params:
             inputs["attention_mask"] = torch.ones((batch, length), dtype=torch.long,
                                                   device=device)
     if main == "pixel_values" or ("pixel_values" in params and "input_ids" in inputs):

@@ -102,7 +102,7 @@ class CompiledModel:
 
     def _bind(self, args: tuple, kwargs: dict) -> list[Any]:
         if kwargs:
-            order = self._kw_order or list(kwargs)
+            order = list(kwargs) if self._kw_order is None else self._kw_order
             unknown = sorted(set(kwargs) - set(order))
             changed = [k for k in unknown if k not in self._kw_fixed
                        or not _same(kwargs[k], self._kw_fixed[k])]
