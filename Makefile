@@ -6,7 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench slow clean chromium
+.PHONY: demo test lint bench slow clean chromium compat
+
+# The newest transformers on the registry, checked beside the pinned one (`make compat`):
+# installed into an overlay directory put first on PYTHONPATH, with the packages it needs
+# beyond the pinned set.
+TRANSFORMERS_NEWEST ?= 5.25.0
+COMPAT_EXTRA ?= kernels==0.19.1 tomlkit==0.15.3
+COMPAT := $(VENV)/compat-transformers-$(TRANSFORMERS_NEWEST)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +40,18 @@ chromium:
 
 test: lint chromium
 	$(PY) -m pytest -q
+
+$(COMPAT)/.stamp: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(COMPAT) \
+		transformers==$(TRANSFORMERS_NEWEST) $(COMPAT_EXTRA)
+	touch $@
+
+# the transformers-facing tests again with the newest transformers (the pinned one: `make test`)
+compat: $(COMPAT)/.stamp
+	PYTHONPATH=$(COMPAT) $(PY) -c "import transformers as t; print('transformers', t.__version__)"
+	PYTHONPATH=$(COMPAT) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_models_as_published.py tests/test_hf_default_configs.py \
+		tests/test_flops_reference.py tests/test_zoo.py -k "not up_to_date"
 
 slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
