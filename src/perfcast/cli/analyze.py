@@ -127,6 +127,7 @@ def _print_examples(out: Console) -> None:
     from perfcast.examples import list_examples
 
     for ex in list_examples():
-        out.print(f"examples:{ex.name:14s} {ex.description}  [dim]({escape(ex.source)})[/dim]")
+        out.print(f"examples:{ex.name:14s} {escape(ex.description)}  "
+                  f"[dim]({escape(ex.source)})[/dim]")
 
 

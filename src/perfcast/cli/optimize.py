@@ -31,9 +31,12 @@ def optimize(
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="Threads for PyTorch, ONNX Runtime and the perfcast runtime "
                                  "(default: torch's).")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size of the example inputs.")] = 1,
-    seq_len: Annotated[int, typer.Option(
-        "--seq-len", min=1, help="Sequence length (built-in transformer examples).")] = 128,
+    batch: Annotated[int | None, typer.Option(
+        min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option(
+        "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
+                                 "else 128.")] = None,
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="Try only this candidate (repeatable; eager always runs).")] = None,
     skip: Annotated[list[str] | None, typer.Option(
@@ -57,6 +60,7 @@ def optimize(
     estimator, check each against eager and measure the promising ones within the budget;
     report all of them and keep the run in the store."""
     from perfcast.frontends import CaptureError, load_target
+    from perfcast.frontends.targets import DEFAULT_BATCH, DEFAULT_SEQ_LEN
     from perfcast.optimize import OptimizeError
     from perfcast.optimize import optimize as run_optimize
     from perfcast.optimize.report import render, to_markdown
@@ -82,8 +86,10 @@ def optimize(
     spec, efficiency = _estimator_setup(device, threads, profile, db)
     store = open_store(db)
     command = shlex.join(["perfcast", *sys.argv[1:]])
-    params = {"batch": batch, "seq_len": seq_len} if target.startswith("examples:") \
-        else {"batch": batch}
+    if target.startswith("examples:"):  # the sizes load_target used
+        params = {"batch": batch or DEFAULT_BATCH, "seq_len": seq_len or DEFAULT_SEQ_LEN}
+    else:
+        params = {k: v for k, v in (("batch", batch), ("seq_len", seq_len)) if v is not None}
     try:
         with err.status("optimizing ...") as status:
             report = run_optimize(

@@ -16,9 +16,11 @@ from rich.table import Table
 from perfcast.cli.analyze import TARGETS_HELP
 from perfcast.cli.errors import fail
 
-BatchOption = Annotated[int, typer.Option(min=1, help="Batch size of the example inputs.")]
-SeqOption = Annotated[int, typer.Option(
-    "--seq-len", min=1, help="Sequence length (built-in transformer examples).")]
+BatchOption = Annotated[int | None, typer.Option(
+    min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")]
+SeqOption = Annotated[int | None, typer.Option(
+    "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
+                             "else 128.")]
 ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help="Threads every engine "
                                                                      "uses.")]
 
@@ -29,8 +31,8 @@ def run(
         "--backend", help="c (compiled kernels), numpy (reference) or auto (c if a compiler "
                           "works, else numpy).")] = "auto",
     threads: ThreadsOption = 1,
-    batch: BatchOption = 1,
-    seq_len: SeqOption = 128,
+    batch: BatchOption = None,
+    seq_len: SeqOption = None,
     passes: Annotated[bool, typer.Option(
         "--passes/--no-passes", help="Run the graph passes (fold, simplify, fuse, dce).")]
     = True,
@@ -118,8 +120,8 @@ def _bench(compiled: Any, inputs: list, loaded: Any, threads: int) -> dict[str, 
 def compare_engines(
     target: Annotated[str, typer.Argument(help=TARGETS_HELP)],
     threads: ThreadsOption = 1,
-    batch: BatchOption = 1,
-    seq_len: SeqOption = 128,
+    batch: BatchOption = None,
+    seq_len: SeqOption = None,
     engine: Annotated[list[str] | None, typer.Option(
         "--engine", "-e", help="Engines to time (repeatable): perfcast-c, perfcast-numpy, "
                                "eager, compile, onnxruntime. Default: all but "
@@ -170,7 +172,7 @@ def print_engine_table(out: Console, name: str, threads: int, results: list) -> 
     out.print(table)
 
 
-def _load(target: str, batch: int, seq_len: int) -> Any:
+def _load(target: str, batch: int | None, seq_len: int | None) -> Any:
     from perfcast.frontends import CaptureError, load_target
 
     try:

@@ -10,6 +10,8 @@ tensors are real results of a prefill — the engine keeps them — so they stay
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,11 +52,19 @@ def _walk(value: Any, found: list[torch.Tensor], seen: set[int], depth: int) -> 
 
 
 class FlatOutputs(nn.Module):
-    """Calls the wrapped model and returns its result's tensors as a flat tuple."""
+    """Calls the wrapped model and returns its result's tensors as a flat tuple.
+
+    It takes the model's training mode and its ``forward``'s signature: torch.export names
+    the graph inputs after forward's parameters (``input_ids``, not ``args_0``).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         setattr(self, WRAPPED, model)
+        self.training = model.training
+        forward = functools.partial(FlatOutputs.forward, self)
+        forward.__signature__ = inspect.signature(model.forward)  # type: ignore[attr-defined]
+        self.forward = forward
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         return tuple(flatten_tensors(getattr(self, WRAPPED)(*args, **kwargs)))

@@ -124,6 +124,8 @@ class _Converter:
     def run(self) -> Capture:
         import torch
 
+        from perfcast.frontends.outputs import strip_wrapper
+
         sig = self.program.graph_signature
         kinds = {spec.arg.name: spec for spec in sig.input_specs}
         state = {**self.program.state_dict, **self.program.constants}
@@ -146,7 +148,8 @@ class _Converter:
             if obj is not None and id(obj) in tied:  # tied weights share one tensor
                 self.env[node.name] = tied[id(obj)]
                 continue
-            t = self.graph.add_tensor(_tensor(spec.target or node.name, val, const=True))
+            name = strip_wrapper(spec.target) if spec.target else node.name
+            t = self.graph.add_tensor(_tensor(name, val, const=True))
             self.env[node.name] = t.name
             if obj is not None:
                 tied[id(obj)] = t.name

@@ -171,7 +171,6 @@ def _build_onnxruntime(model: Any, inputs: tuple, setting: Setting) -> Forward:
     from perfcast.frontends.outputs import FlatOutputs
 
     flat = FlatOutputs(model)  # the exporter returns tensors only, not a transformers Cache
-    flat.training = model.training  # the wrapper alone: the model's own mode stays as given
     with tempfile.TemporaryDirectory(prefix="perfcast-optimize-") as tmp:
         session, feeds = onnxruntime_session(flat, inputs, Path(tmp) / "model.onnx",
                                              threads=setting.threads)

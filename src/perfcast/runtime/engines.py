@@ -156,7 +156,6 @@ def _onnxruntime(model: Any, inputs: tuple, threads: int) -> Callable[[], Any]:
     from perfcast.frontends.outputs import FlatOutputs
 
     flat = FlatOutputs(model)  # the exporter returns tensors only, not a transformers Cache
-    flat.training = model.training  # the wrapper alone: the model's own mode stays as given
     with tempfile.TemporaryDirectory(prefix="perfcast-onnx-") as tmp, \
             warnings.catch_warnings():  # the exporter warns about its own internals
         warnings.simplefilter("ignore")
