@@ -12,7 +12,7 @@ import torch
 from conv_points import conv_point, depthwise_points
 from perfcast.calibrate import CalibrationPoint, fit_profile
 from perfcast.calibrate.eager_conv import NATIVE_MAX_INPUT, runs_native
-from perfcast.calibrate.model import CalibratedEfficiency
+from perfcast.calibrate.model import CalibratedTime
 from perfcast.calibrate.shape_model import NATIVE, POINTWISE, model_name, point_shape
 from perfcast.estimate.roofline import estimate_kernel
 from perfcast.frontends.torch_export import capture
@@ -117,7 +117,7 @@ def test_native_and_onednn_convolutions_fit_and_use_models_of_their_own():
     flops = 2.0 * shape.m * shape.n * shape.k
     kernel = Kernel("k", (), Category.CONV, flops, 4.0 * shape.m * 2 * c, "float32", "m",
                     shape)
-    est = estimate_kernel(kernel, detect_local(), CalibratedEfficiency(profile, 1))
+    est = estimate_kernel(kernel, detect_local(), CalibratedTime(profile, 1))
     busy = np.asarray(est.time_s) - np.asarray(est.overhead_s)
     np.testing.assert_allclose(busy, flops / np.array([30e9, 90e9, 90e9]), rtol=0.1)
 

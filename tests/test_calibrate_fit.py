@@ -10,7 +10,7 @@ import pytest
 
 from perfcast.calibrate import (
     PROFILE_SCHEMA,
-    CalibratedEfficiency,
+    CalibratedTime,
     CalibrationPoint,
     Curve,
     Profile,
@@ -141,46 +141,44 @@ def test_fit_profile_keys_and_overheads(profile):
 
 def test_calibrated_estimate_matches_hand_computation(profile):
     spec, model = apply_profile(detect_local(), profile, threads=1)
-    assert spec.launch_overhead_s.value == pytest.approx(OVERHEAD[1])
-    assert spec.launch_overhead_s.source == "measured"
-    assert "test-cpu-4c" in spec.launch_overhead_s.note
+    assert model.overhead_s == pytest.approx(OVERHEAD[1])
     assert spec.memory_bandwidth == detect_local().memory_bandwidth
 
     gemm = kernel(Category.GEMM, 2e10, 8 * MIB)  # saturated region: fit ~ truth
     est = estimate_kernel(gemm, spec, model)
     hand = OVERHEAD[1] + max(2e10 / gemm_rate(2e10), 8 * MIB / 40e9)
     assert est.time_s == pytest.approx(hand, rel=0.01)
-    assert est.efficiency.confidence is C
+    assert est.confidence is C
 
     add = kernel(Category.ELEMENTWISE, 1e6, 12 * MIB)
     est = estimate_kernel(add, spec, model)
     hand = OVERHEAD[1] + max(1e6 / spec.peak_flops("fp32"), 12 * MIB / 40e9)
     assert est.time_s == pytest.approx(hand, rel=0.01)
-    assert est.efficiency.compute == 1.0 and est.bound == "memory"
+    assert est.compute_s == 1e6 / spec.peak_flops("fp32") and est.bound == "memory"
 
 
 def test_pooled_curve_and_uncalibrated_categories(profile):
     spec, model = apply_profile(detect_local(), profile, threads=1)
-    norm = model(kernel(Category.NORM, 0, 200 * MIB), spec)  # no norm curve: pooled "*"
-    assert norm.memory * spec.memory_bandwidth == pytest.approx(15e9)
+    norm = model.time(kernel(Category.NORM, 0, 200 * MIB), spec)  # no norm curve: pooled "*"
+    assert 200 * MIB / norm.memory_s == pytest.approx(15e9)
     for category in (None, Category.COLLECTIVE):
-        eff = model(kernel(category, 1e9, 1e9), spec)
-        assert (eff.compute, eff.memory, eff.confidence) == (1.0, 1.0, T)
-    conv = model(kernel(Category.CONV, 1e9, 1e6), spec)  # no conv curve at all
-    assert conv.compute == 1.0 and conv.confidence is T
+        t = model.time(kernel(category, 1e9, 1e9), spec)  # the datasheet roofline
+        assert (t.compute_s, t.memory_s, t.confidence) == (
+            1e9 / spec.peak_flops("fp32"), 1e9 / spec.memory_bandwidth, T)
+    conv = model.time(kernel(Category.CONV, 1e9, 1e6), spec)  # no conv curve at all
+    assert conv.compute_s == 1e9 / spec.peak_flops("fp32") and conv.confidence is T
 
 
 def test_vectorized_kernel_dims(profile):
     spec, model = apply_profile(detect_local(), profile, threads=1)
     flops = np.array([1e7, 1e9, 1e10])
     gemm = kernel(Category.GEMM, flops, flops / 50)
-    eff = model(gemm, spec)
-    np.testing.assert_allclose(eff.compute * spec.peak_flops("fp32"),
-                               profile.compute[("gemm", "float32", 1)](flops))
-    assert eff.confidence is C
+    t = model.time(gemm, spec)
+    np.testing.assert_allclose(flops / t.compute_s, profile.compute[("gemm", "float32", 1)](flops))
+    assert t.confidence is C
     est = estimate_kernel(gemm, spec, model)
     assert est.time_s.shape == (3,)
-    far = model(kernel(Category.GEMM, np.array([1e9, 1e14]), np.array([1e6, 1e6])), spec)
+    far = model.time(kernel(Category.GEMM, np.array([1e9, 1e14]), np.array([1e6, 1e6])), spec)
     assert far.confidence is T  # the weakest over the array
 
 
@@ -188,37 +186,38 @@ def test_dtype_fallback_uses_float32_at_theoretical(profile):
     spec, model = apply_profile(detect_local(), profile, threads=1)
     if not spec.supports("bf16"):
         pytest.skip("this CPU lists no bf16 peak")
-    eff = model(kernel(Category.GEMM, 1e9, 1e6, "bfloat16"), spec)
+    t = model.time(kernel(Category.GEMM, 1e9, 1e6, "bfloat16"), spec)
     rate = profile.compute[("gemm", "float32", 1)](1e9)
-    assert eff.compute == pytest.approx(rate / spec.peak_flops("bf16"))
-    assert eff.confidence is T
+    assert t.compute_s == pytest.approx(1e9 / rate)
+    assert t.confidence is T
 
 
 def test_thread_fallback_scales_and_lowers_confidence(profile):
     spec = detect_local()
     gemm, add = kernel(Category.GEMM, 1e9, 1e6), kernel(Category.ELEMENTWISE, 1e6, 4 * MIB)
-    at_1 = CalibratedEfficiency(profile, 1)(gemm, spec)
-    at_2 = CalibratedEfficiency(profile, 2)(gemm, spec)  # nearest measured: 1 thread
-    at_8 = CalibratedEfficiency(profile, 8)(gemm, spec)  # nearest measured: 4 threads
-    at_4 = CalibratedEfficiency(profile, 4)(gemm, spec)
-    assert at_2.compute == pytest.approx(2 * at_1.compute)
-    assert at_8.compute == pytest.approx(2 * at_4.compute)
+    at_1 = CalibratedTime(profile, 1).time(gemm, spec)
+    at_2 = CalibratedTime(profile, 2).time(gemm, spec)  # nearest measured: 1 thread
+    at_8 = CalibratedTime(profile, 8).time(gemm, spec)  # nearest measured: 4 threads
+    at_4 = CalibratedTime(profile, 4).time(gemm, spec)
+    assert at_2.compute_s == pytest.approx(at_1.compute_s / 2)
+    assert at_8.compute_s == pytest.approx(at_4.compute_s / 2)
     assert (at_1.confidence, at_2.confidence, at_8.confidence) == (C, INTERP, INTERP)
-    mem = CalibratedEfficiency(profile, 2)(add, spec)
-    assert mem.memory == CalibratedEfficiency(profile, 1)(add, spec).memory  # not scaled
+    mem = CalibratedTime(profile, 2).time(add, spec)
+    assert mem.memory_s == CalibratedTime(profile, 1).time(add, spec).memory_s  # not scaled
     assert mem.confidence is INTERP
-    scaled_spec, _ = apply_profile(spec, profile, threads=3)  # nearest overhead: 4 threads
-    assert scaled_spec.launch_overhead_s.value == pytest.approx(OVERHEAD[4])
-    assert "nearest" in scaled_spec.launch_overhead_s.note
+    same_spec, model = apply_profile(spec, profile, threads=3)  # nearest overhead: 4 threads
+    assert model.overhead_s == pytest.approx(OVERHEAD[4])
+    assert model.time(add, spec).overhead_s == pytest.approx(OVERHEAD[4])
+    assert same_spec is spec  # the overhead belongs to the model, not to a rewritten spec
 
 
 def test_foreign_profile_lowers_confidence(profile):
     spec = detect_local()
     gemm = kernel(Category.GEMM, 1e9, 1e6)
-    assert CalibratedEfficiency(profile, 1, foreign=True)(gemm, spec).confidence is INTERP
-    assert CalibratedEfficiency(profile, 2, foreign=True)(gemm, spec).confidence is T
+    assert CalibratedTime(profile, 1, foreign=True).time(gemm, spec).confidence is INTERP
+    assert CalibratedTime(profile, 2, foreign=True).time(gemm, spec).confidence is T
     _, model = apply_profile(spec, profile, 1, foreign=True)
-    assert model(gemm, spec).confidence is INTERP
+    assert model.time(gemm, spec).confidence is INTERP
 
 
 def test_check_compatible(profile):
@@ -313,6 +312,6 @@ def test_calibration_point_bad_input():
         CalibrationPoint("gemm", "float33", 1, 1e6, 1e4, 1e-3)
     assert CalibrationPoint("gemm", "fp32", 1, 1e6, 1e4, 1e-3).dtype == "float32"
     with pytest.raises(ValueError, match="threads must be >= 1"):
-        CalibratedEfficiency(fit_profile(synthetic_points((1,)), hardware_key="x",
+        CalibratedTime(fit_profile(synthetic_points((1,)), hardware_key="x",
                                          fingerprint="f", environment={},
                                          perfcast_version="0"), 0)

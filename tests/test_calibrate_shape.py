@@ -11,7 +11,7 @@ import torch
 
 from conv_points import conv_point, depthwise_points
 from perfcast.calibrate import CalibrationPoint, Curve, Profile, ProfileError, fit_profile
-from perfcast.calibrate.model import CalibratedEfficiency
+from perfcast.calibrate.model import CalibratedTime
 from perfcast.calibrate.shape_model import (
     BLOCKS,
     MIN_POINTS,
@@ -296,7 +296,7 @@ def test_profile_refuses_a_bad_element_cost(shaped):
 
 def test_estimates_use_the_shape_model_for_gemms_and_the_curve_for_gemvs(shaped):
     hw = detect_local()
-    eff = CalibratedEfficiency(shaped, 1)
+    eff = CalibratedTime(shaped, 1)
     model = shaped.shape[("gemm", "float32", 1)]
     m, n, k = 64, 768, 3072
     flops, nbytes = 2.0 * m * n * k, 4.0 * (m * k + k * n + m * n)
@@ -333,7 +333,7 @@ def test_profile_fits_pooling_costs_per_element_read():
     numel = 64 * 112 * 112
     pool = Kernel("k", (), Category.REDUCTION, numel, 5.0 * numel, "float32", "m",
                   elements=(("max_pool2d", numel),))
-    est = estimate_kernel(pool, detect_local(), CalibratedEfficiency(profile, 1))
+    est = estimate_kernel(pool, detect_local(), CalibratedTime(profile, 1))
     assert est.time_s - est.overhead_s == pytest.approx(numel * 5.5e-9)
 
 
@@ -351,7 +351,7 @@ def test_estimates_charge_tanh_its_per_element_cost(shaped):
                   elements=(("tanh", numel),))
     add = Kernel("k", (), Category.ELEMENTWISE, numel, 12.0 * numel, "float32", "m",
                  elements=(("add", numel),))
-    eff = CalibratedEfficiency(shaped, 1)
+    eff = CalibratedTime(shaped, 1)
     t_tanh = estimate_kernel(tanh, hw, eff)
     t_add = estimate_kernel(add, hw, eff)
     assert t_tanh.time_s - t_tanh.overhead_s == pytest.approx(numel * 2.5e-9, rel=0.02)
@@ -374,7 +374,7 @@ def test_profile_fits_a_fixed_cost_per_call_beside_the_per_element_cost(tmp_path
     assert profile.element_fixed_s[key] == pytest.approx(5e-6, rel=0.05)
     gelu = Kernel("k", (), Category.ELEMENTWISE, 8.0 * 768, 8.0 * 768, "float32", "m",
                   elements=(("gelu", 768),))
-    est = estimate_kernel(gelu, detect_local(), CalibratedEfficiency(profile, 1))
+    est = estimate_kernel(gelu, detect_local(), CalibratedTime(profile, 1))
     assert est.time_s - est.overhead_s == pytest.approx(5e-6 + 0.6e-9 * 768, rel=0.05)
     path = tmp_path / "p.json"
     profile.save(path)
@@ -411,7 +411,7 @@ def test_pointwise_convolutions_get_a_shape_model_of_their_own():
     profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
                           perfcast_version="0")
     assert set(profile.shape) == {("conv", "float32", 2), (POINTWISE, "float32", 2)}
-    eff = CalibratedEfficiency(profile, 2)
+    eff = CalibratedTime(profile, 2)
     for window, rate in ((1, 40e9), (3, 90e9)):
         shape = point_shape("conv", {"shape": f"48-48-30-{window}-1-1", "batch": 2})
         flops = 2.0 * shape.m * shape.n * shape.k  # 48 channels at 30x30: no point had it
@@ -434,8 +434,8 @@ def test_confidence_is_that_of_the_curve_setting_the_time():
                                        OVERHEAD_S + nbytes / 10e9))
     profile = fit_profile(points, hardware_key="t", fingerprint="f", environment={},
                           perfcast_version="0")
-    eff, hw = CalibratedEfficiency(profile, 1), detect_local()
+    model, hw = CalibratedTime(profile, 1), detect_local()
     compute_bound = Kernel("k", (), Category.ATTENTION, 1e9, 1e7, "float32", "m")
     memory_bound = Kernel("k", (), Category.ATTENTION, 1e6, 1e8, "float32", "m")
-    assert eff(compute_bound, hw).confidence is Confidence.CALIBRATED
-    assert eff(memory_bound, hw).confidence is Confidence.THEORETICAL
+    assert model.time(compute_bound, hw).confidence is Confidence.CALIBRATED
+    assert model.time(memory_bound, hw).confidence is Confidence.THEORETICAL

@@ -116,7 +116,7 @@ def test_efficiency_scales_the_roofline():
     _, kernel = _one_kernel(_gemm)
     est = estimate_kernel(kernel, load_spec("h100-sxm"), TheoreticalEfficiency(compute=0.5))
     assert est.time_s == pytest.approx(2 * 4096**3 / (0.5 * 989.4e12) + 4e-6)
-    assert est.efficiency.confidence is Confidence.THEORETICAL
+    assert est.confidence is Confidence.THEORETICAL
     with pytest.raises(ValueError, match=r"compute efficiency must be in \(0, 1\]"):
         TheoreticalEfficiency(compute=1.5)
 

@@ -2,7 +2,7 @@
 
 from perfcast.calibrate.curve import NEAR, Curve, fit_curve
 from perfcast.calibrate.model import (
-    CalibratedEfficiency,
+    CalibratedTime,
     ProfileMismatch,
     apply_profile,
     check_compatible,
@@ -22,7 +22,7 @@ __all__ = [
     "MEMORY_CATEGORIES",
     "NEAR",
     "PROFILE_SCHEMA",
-    "CalibratedEfficiency",
+    "CalibratedTime",
     "CalibrationPoint",
     "Curve",
     "Profile",

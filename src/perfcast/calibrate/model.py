@@ -1,4 +1,4 @@
-"""Estimate with a calibration profile: an EfficiencyModel and a spec with measured overhead.
+"""Estimate with a calibration profile: the profile's kernel-time model.
 
 With :func:`apply_profile`, a kernel's time is the eager per-layer overhead plus its busy
 time: for GEMMs and convolutions with known dimensions, the profile's shape model
@@ -25,9 +25,11 @@ from perfcast.calibrate.profile import (
     stream_curve,
 )
 from perfcast.calibrate.shape_model import model_name, streams
-from perfcast.estimate.efficiency import Confidence, Efficiency
-from perfcast.estimate.roofline import peak_for
+from perfcast.estimate.efficiency import Confidence
+from perfcast.estimate.kernel_time import KernelTime, peak_flops_for, roofline
+from perfcast.estimate.memory import weight_bytes
 from perfcast.hardware import HardwareSpec
+from perfcast.ir import Graph
 from perfcast.ir.dtypes import canonical
 from perfcast.ir.tensor import Dim
 from perfcast.passes import Kernel
@@ -61,8 +63,13 @@ def check_compatible(profile: Profile, *, fingerprint: str | None,
 
 
 @dataclass(frozen=True)
-class CalibratedEfficiency:
-    """EfficiencyModel from a profile, for one thread count."""
+class CalibratedTime:
+    """The kernel-time model of a calibration profile, for one thread count.
+
+    Seconds come straight from what was measured: no efficiency is derived to be
+    cancelled against a datasheet peak. The per-kernel overhead is the profile's eager
+    per-layer cost at the nearest thread count it measured.
+    """
 
     profile: Profile
     threads: int
@@ -75,81 +82,78 @@ class CalibratedEfficiency:
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not self.profile.overhead_s:
+            raise ValueError(f"profile {self.profile.hardware_key!r} has no overhead "
+                             "measurements")
 
-    def for_weights(self, weights_bytes: float) -> CalibratedEfficiency:
-        """This model for a network holding ``weights_bytes`` of weights."""
-        return replace(self, weights_bytes=float(weights_bytes))
+    @property
+    def overhead_s(self) -> float:
+        return self.profile.overhead_s[_nearest(self.profile.overhead_s, self.threads)]
 
-    def __call__(self, kernel: Kernel, hardware: HardwareSpec) -> Efficiency:
+    def for_graph(self, graph: Graph) -> CalibratedTime:
+        """This model for a network holding ``graph``'s weights."""
+        return replace(self, weights_bytes=float(weight_bytes(graph)))
+
+    def time(self, kernel: Kernel, hardware: HardwareSpec) -> KernelTime:
         category = str(kernel.category) if kernel.category is not None else None
         if category not in (*COMPUTE_CATEGORIES, *MEMORY_CATEGORIES):
-            return Efficiency(1.0, 1.0, Confidence.THEORETICAL)
+            return roofline(kernel, hardware, 1.0, 1.0, overhead_s=self.overhead_s,
+                            confidence=Confidence.THEORETICAL)
         dtype = canonical(kernel.dtype)
         levels = []
-        compute: Dim = 1.0
+        compute_s: Dim = kernel.flops / peak_flops_for(kernel, hardware)
         if category in COMPUTE_CATEGORIES:
             rate, level = self._rate(self.profile.compute, (category,), dtype, kernel.flops,
                                      scale=True)
-            compute = 1.0 if rate is None else rate / peak_for(kernel, hardware)
+            if rate is not None:
+                compute_s = kernel.flops / rate
             levels.append(level)
         footprint = kernel.bytes  # GEMVs stream the weights from where all of them fit
         if category == "gemm" and self.weights_bytes:
             footprint = np.maximum(kernel.bytes, self.weights_bytes)
         rate, level = self._rate(self.profile.memory, (category, POOLED), dtype, footprint,
                                  scale=False)
-        memory = 1.0 if rate is None else rate / hardware.memory_bandwidth
+        memory_s = kernel.bytes / (hardware.memory_bandwidth if rate is None else rate)
         levels.append(level)
         if category in ("elementwise", "reduction") and kernel.elements:
-            compute = self._element_compute(kernel, hardware, dtype, compute)
-        confidence = self._binding_confidence(kernel, hardware, compute, memory, levels)
+            compute_s = self._element_seconds(kernel, dtype, compute_s)
+        confidence = _binding_confidence(compute_s, memory_s, levels)
+        busy = None
         if category in ("gemm", "conv") and kernel.shape is not None:
-            shaped = self._shaped(kernel, hardware, category, dtype)
+            shaped = self._shaped(kernel, category, dtype)
             if shaped is not None:
+                arithmetic, moving, level = shaped
                 flows = streams(category, kernel.shape)  # GEMV, depthwise: the memory curve
-                compute = np.where(flows, compute, shaped.compute)
-                memory = np.where(flows, memory, shaped.memory)
-                compute, memory = (float(x) if np.ndim(x) == 0 else x for x in (compute, memory))
+                busy = _scalar(np.where(flows, np.maximum(compute_s, memory_s),
+                                        arithmetic + moving))
+                compute_s = _scalar(np.where(flows, compute_s, arithmetic))
+                memory_s = _scalar(np.where(flows, memory_s, moving))
                 if not np.all(flows):
-                    confidence = shaped.confidence if not np.any(flows) else \
-                        Confidence.weakest([confidence, shaped.confidence])
+                    confidence = level if not np.any(flows) else \
+                        Confidence.weakest([confidence, level])
         if self.foreign:
             confidence = _ONE_LEVEL_DOWN.get(confidence, confidence)
-        return Efficiency(compute, memory, confidence)
+        return KernelTime(compute_s, memory_s, self.overhead_s, confidence, busy)
 
-    @staticmethod
-    def _binding_confidence(kernel: Kernel, hardware: HardwareSpec, compute: Dim, memory: Dim,
-                            levels: list[Confidence]) -> Confidence:
-        """The confidence of the curve that sets the kernel's time (compute, then memory,
-        in ``levels``): an attention kernel's time is its FLOPs over the compute curve, so
-        its bytes lying outside the few memory-bound points measured do not make it
-        THEORETICAL. The weakest of both for sweeps or a tie."""
-        if len(levels) == 2 and np.ndim(compute) == 0 and np.ndim(memory) == 0 \
-                and np.ndim(kernel.flops) == 0 and np.ndim(kernel.bytes) == 0:
-            compute_s = float(kernel.flops) / (peak_for(kernel, hardware) * float(compute))
-            memory_s = float(kernel.bytes) / (hardware.memory_bandwidth * float(memory))
-            if compute_s != memory_s:
-                return levels[0] if compute_s > memory_s else levels[1]
-        return Confidence.weakest(levels)
-
-    def _shaped(self, kernel: Kernel, hardware: HardwareSpec, category: str,
-                dtype: str) -> Efficiency | None:
-        """Efficiencies that make the roofline's max() equal the shape model's busy time
-        (per point of a batch sweep whose points run on different implementations)."""
+    def _shaped(self, kernel: Kernel, category: str,
+                dtype: str) -> tuple[Dim, Dim, Confidence] | None:
+        """(arithmetic s, data-movement s, confidence) from the shape model, per point of
+        a batch sweep whose points run on different implementations."""
         assert kernel.shape is not None
         names = model_name(category, kernel.shape, threads=self.threads, dtype=dtype)
         if isinstance(names, str):
-            return self._shaped_by(names, kernel, hardware, category, dtype)
-        parts = {name: self._shaped_by(name, kernel, hardware, category, dtype)
+            return self._shaped_by(names, kernel, category, dtype)
+        parts = {name: self._shaped_by(name, kernel, category, dtype)
                  for name in sorted(set(names.tolist()))}
         if any(part is None for part in parts.values()):
             return None
         chosen = [names == name for name in parts]
-        return Efficiency(np.select(chosen, [p.compute for p in parts.values()]),
-                          np.select(chosen, [p.memory for p in parts.values()]),
-                          Confidence.weakest([p.confidence for p in parts.values()]))
+        found = [p for p in parts.values() if p is not None]
+        return (np.select(chosen, [p[0] for p in found]), np.select(chosen, [p[1] for p in found]),
+                Confidence.weakest([p[2] for p in found]))
 
-    def _shaped_by(self, name: str, kernel: Kernel, hardware: HardwareSpec, category: str,
-                   dtype: str) -> Efficiency | None:
+    def _shaped_by(self, name: str, kernel: Kernel, category: str,
+                   dtype: str) -> tuple[Dim, Dim, Confidence] | None:
         """:meth:`_shaped` with the shape model ``name`` (else the category's)."""
         shape = kernel.shape
         assert shape is not None
@@ -163,19 +167,15 @@ class CalibratedEfficiency:
         arithmetic, moving = model.busy_s(shape.m, shape.n, shape.k, kernel.flops, kernel.bytes,
                                           bandwidth, footprint=self.weights_bytes,
                                           window=shape.window)
-        busy = (arithmetic + moving) * t / self.threads  # threads scale linearly off-profile
+        scale = t / self.threads  # threads scale linearly off-profile
         levels = [cap, _weakest(model.confidence(shape.m, shape.n, shape.k))]
         if t != self.threads:
             levels.append(Confidence.INTERPOLATED)
-        compute = kernel.flops / (peak_for(kernel, hardware) * busy)
-        memory = kernel.bytes / (hardware.memory_bandwidth * np.maximum(busy, 1e-30)) \
-            if np.any(kernel.bytes) else 1.0
-        return Efficiency(compute, np.maximum(memory, 1e-12), Confidence.weakest(levels))
+        return arithmetic * scale, moving * scale, Confidence.weakest(levels)
 
-    def _element_compute(self, kernel: Kernel, hardware: HardwareSpec, dtype: str,
-                         default: Dim) -> Dim:
-        """Compute efficiency of an elementwise or pooling kernel from its ops' per-element
-        costs and fixed per-call costs."""
+    def _element_seconds(self, kernel: Kernel, dtype: str, default: Dim) -> Dim:
+        """Busy seconds of an elementwise or pooling kernel from its ops' per-element
+        costs and fixed per-call costs (``default`` where none was measured)."""
         seconds: Dim = 0.0
         for kind, count in kernel.elements:
             found = self._lookup(self.profile.element_cost, (kind,), dtype)
@@ -185,7 +185,7 @@ class CalibratedEfficiency:
                 seconds = seconds + fixed + count * cost * t / self.threads
         if not np.any(seconds) or not np.all(kernel.flops):
             return default
-        return kernel.flops / (peak_for(kernel, hardware) * seconds)
+        return seconds
 
     def _lookup(self, table: Mapping[tuple[str, str, int], _T], names: tuple[str, ...],
                 dtype: str) -> tuple[_T, int, Confidence] | None:
@@ -216,26 +216,26 @@ class CalibratedEfficiency:
         return None, Confidence.THEORETICAL
 
 
-def apply_profile(spec: HardwareSpec, profile: Profile, threads: int, *,
-                  foreign: bool = False) -> tuple[HardwareSpec, CalibratedEfficiency]:
-    """``spec`` with the profile's per-kernel overhead at ``threads``, and the efficiency model.
+def _binding_confidence(compute_s: Dim, memory_s: Dim, levels: list[Confidence]) -> Confidence:
+    """The confidence of the curve that sets the kernel's time (compute, then memory, in
+    ``levels``): an attention kernel's time is its FLOPs over the compute curve, so its
+    bytes lying outside the few memory-bound points measured do not make it THEORETICAL.
+    The weakest of both for sweeps or a tie."""
+    if len(levels) == 2 and np.ndim(compute_s) == 0 and np.ndim(memory_s) == 0 \
+            and float(compute_s) != float(memory_s):
+        return levels[0] if float(compute_s) > float(memory_s) else levels[1]
+    return Confidence.weakest(levels)
 
-    The overhead is the profile's median eager-layer cost at the nearest thread count
-    it measured.
-    """
-    model = CalibratedEfficiency(profile, threads, foreign)
-    if not profile.overhead_s:
-        raise ValueError(f"profile {profile.hardware_key!r} has no overhead measurements")
-    t = _nearest(profile.overhead_s, threads)
-    note = (f"per-kernel overhead of an eager layer at {t} threads from calibration profile "
-            f"{profile.hardware_key} ({profile.created_at})")
-    if t != threads:
-        note += f", the nearest to the {threads} threads asked for"
-    data = spec.model_dump()
-    data["sources"].setdefault("measured", {"title": "measured on this machine by perfcast"})
-    data["launch_overhead_s"] = {"value": profile.overhead_s[t], "source": "measured",
-                                 "note": note}
-    return HardwareSpec.model_validate(data), model
+
+def apply_profile(spec: HardwareSpec, profile: Profile, threads: int, *,
+                  foreign: bool = False) -> tuple[HardwareSpec, CalibratedTime]:
+    """``spec`` and the profile's kernel-time model at ``threads`` (which carries the
+    measured per-kernel overhead; the spec is returned as it is)."""
+    return spec, CalibratedTime(profile, threads, foreign)
+
+
+def _scalar(value: Dim) -> Dim:
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def _nearest(available: Iterable[int], threads: int) -> int:

@@ -1,4 +1,5 @@
-"""``perfcast validate kernels``: predicted vs measured time of each eager kernel on this CPU."""
+"""``perfcast validate kernels``: predicted vs measured time of each kernel on this CPU, for
+PyTorch eager or perfcast's runtime (``--engine``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from perfcast.cli.store import DbOption
 if TYPE_CHECKING:
     from perfcast.validate.kernels import KernelReport
 
+ENGINES = ("eager", "perfcast")
 TARGET_HELP = ("examples:NAME or path/to/file.py:factory returning (model, example_inputs); "
                "built and run on this machine's CPU.")
 
@@ -31,6 +33,10 @@ def kernels(
         "--threads", min=1, help="Threads PyTorch runs with; default: its current count.")]
     = None,
     top: Annotated[int, typer.Option(min=1, help="Worst kernels to list.")] = 20,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="'eager': PyTorch under the profiler against the eager target; "
+                         "'perfcast': the runtime's timed steps against the perfcast "
+                         "target, one to one.")] = "eager",
     profile: Annotated[str, typer.Option(
         "--profile", help="Calibration profile the estimate uses: 'latest' (newest in the "
                           "store), a file, or 'none' (theoretical).")] = "latest",
@@ -41,9 +47,13 @@ def kernels(
     """Run TARGET in PyTorch eager under the profiler, map the measured aten ops onto the
     estimated eager kernels ('local' hardware, with the calibration profile) and compare
     them kernel by kernel and per op category. The profiler adds tens of microseconds to
-    each op it records: small kernels read slower than they run."""
+    each op it records: small kernels read slower than they run. With --engine perfcast,
+    TARGET is compiled by perfcast's runtime and each step is timed in its dispatch loop
+    against the perfcast target's kernel for that step."""
+    if engine not in ENGINES:
+        fail(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     report = _measure(target, batch=batch, seq_len=seq_len, threads=threads, profile=profile,
-                      db=db)
+                      db=db, engine=engine)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -51,7 +61,7 @@ def kernels(
 
 
 def _measure(target: str, *, batch: int, seq_len: int, threads: int | None, profile: str,
-             db: Path | None) -> KernelReport:
+             db: Path | None, engine: str) -> KernelReport:
     """The report, or exit 2 with the reason the target could not be built or estimated."""
     import torch
 
@@ -59,14 +69,18 @@ def _measure(target: str, *, batch: int, seq_len: int, threads: int | None, prof
     from perfcast.cli.analyze import local_setup
     from perfcast.frontends import CaptureError
     from perfcast.hardware import HardwareError, load_spec
+    from perfcast.runtime import BackendUnavailable, RuntimeLoweringError
     from perfcast.validate.kernels import measure_target
+    from perfcast.validate.kernels_runtime import measure_runtime_target
 
+    measure = measure_runtime_target if engine == "perfcast" else measure_target
     try:
         spec, efficiency = local_setup(load_spec("local"), threads or torch.get_num_threads(),
                                        profile, db)
-        return measure_target(target, batch=batch, seq_len=seq_len, threads=threads,
-                              hardware=spec, efficiency=efficiency)
-    except (CaptureError, HardwareError, ProfileError) as exc:
+        return measure(target, batch=batch, seq_len=seq_len, threads=threads,
+                       hardware=spec, efficiency=efficiency)
+    except (CaptureError, HardwareError, ProfileError, BackendUnavailable,
+            RuntimeLoweringError) as exc:
         fail(str(exc))
 
 
@@ -77,7 +91,7 @@ def _us(seconds: float | None) -> str:
 def _print(report: KernelReport, top: int) -> None:
     out = Console(highlight=False)
     matched = report.matched
-    out.print(f"[bold]{escape(report.model)}[/bold]: batch {report.batch}, "
+    out.print(f"[bold]{escape(report.model)}[/bold] ({report.engine}): batch {report.batch}, "
               f"{report.threads} threads, {len(matched)}/{len(report.matches)} kernels matched, "
               f"forward {_us(report.measured_total_s)} us, "
               f"{_us(sum(report.unmatched_measured.values()))} us in unmatched ops")

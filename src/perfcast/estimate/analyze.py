@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from perfcast.estimate.efficiency import Confidence, EfficiencyModel, TheoreticalEfficiency
+from perfcast.estimate.efficiency import Confidence, EfficiencyModel
+from perfcast.estimate.kernel_time import KernelTimeModel, as_time_model
 from perfcast.estimate.memory import peak_activation_bytes, weight_bytes
 from perfcast.estimate.result import Estimate, Totals
 from perfcast.estimate.roofline import estimate_kernel
@@ -16,7 +17,15 @@ from perfcast.frontends.torch_export import Capture, Progress, capture
 from perfcast.hardware import HardwareSpec, load_spec
 from perfcast.ir import Graph
 from perfcast.ir.tensor import Dim
-from perfcast.passes import FusionTarget, eliminate_dead_code, get_target, partition
+from perfcast.passes import (
+    PASS_NAMES,
+    FusionTarget,
+    Kernel,
+    eliminate_dead_code,
+    get_target,
+    partition,
+    run_passes,
+)
 
 CONFIDENCE_TIME_SHARE = 0.95  # a model's confidence: kernels that make up this share of time
 
@@ -29,9 +38,33 @@ class Prepared:
     dtype: str
     capture: Capture
     live_graph: Graph  # the captured graph without dead code
+    _by_target: dict = field(default_factory=dict, compare=False, repr=False)
 
     def graph_for(self, target: FusionTarget) -> Graph:
-        return self.live_graph if target.eliminates_dead_code else self.capture.graph
+        """The graph ``target``'s passes make of the capture (computed once per target)."""
+        if target.passes == ("dce",):
+            return self.live_graph
+        if not target.passes:
+            return self.capture.graph
+        key = ("graph", target.passes)
+        if key not in self._by_target:
+            enable = {name: name in target.passes for name in PASS_NAMES}
+            self._by_target[key] = run_passes(self.capture.graph, {}, evaluate=None,
+                                              enable=enable)[0]
+        return self._by_target[key]
+
+    def kernels(self, target: FusionTarget) -> list[Kernel]:
+        """The kernels ``target`` runs, in order (computed once per target)."""
+        key = ("kernels", target.name)
+        if key not in self._by_target:
+            graph = self.graph_for(target)
+            if target.kernels == "steps":
+                from perfcast.runtime.kernels import step_kernels
+
+                self._by_target[key] = step_kernels(graph)
+            else:
+                self._by_target[key] = partition(graph, target)
+        return self._by_target[key]
 
 
 def prepare(model: Any, example_inputs: Any, *, dtype: str | None = None,
@@ -48,17 +81,20 @@ def prepare_graph(cap: Capture, *, dtype: str | None = None) -> Prepared:
 
 
 def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
-                      target: str = "eager", efficiency: EfficiencyModel | None = None,
+                      target: str = "eager",
+                      efficiency: KernelTimeModel | EfficiencyModel | None = None,
                       allow_tf32: bool = False) -> Estimate:
-    """Estimate a prepared model on one device for one fusion target."""
+    """Estimate a prepared model on one device for one fusion target.
+
+    ``efficiency`` is the kernel-time model (a bare efficiency model means the roofline
+    scaled by it; None, the plain roofline).
+    """
     hw = load_spec(hardware) if isinstance(hardware, str) else hardware
     fusion = get_target(target)
     graph = prepared.graph_for(fusion)
-    eff = efficiency or TheoreticalEfficiency()
-    if hasattr(eff, "for_weights"):  # a calibrated model: where the weights stream from
-        eff = eff.for_weights(float(weight_bytes(graph)))
-    kernels = partition(graph, fusion)
-    estimates = [estimate_kernel(k, hw, eff, allow_tf32) for k in kernels]
+    model = as_time_model(efficiency, allow_tf32=allow_tf32).for_graph(graph)
+    kernels = prepared.kernels(fusion)
+    estimates = [estimate_kernel(k, hw, model, allow_tf32) for k in kernels]
     energy = [kernel_energy(e.kernel.flops, e.kernel.bytes, e.time_s, hw) for e in estimates]
     by_category: Counter = Counter()
     for node in graph.nodes:
@@ -87,7 +123,7 @@ def estimate_prepared(prepared: Prepared, hardware: str | HardwareSpec, *,
 
 def analyze_model(model: Any, example_inputs: Any, *, hardware: str | HardwareSpec = "h100-sxm",
                   dtype: str | None = None, target: str = "eager", name: str | None = None,
-                  efficiency: EfficiencyModel | None = None) -> Estimate:
+                  efficiency: KernelTimeModel | EfficiencyModel | None = None) -> Estimate:
     """Capture ``model`` with ``example_inputs`` and estimate it on ``hardware``."""
     prepared = prepare(model, example_inputs, dtype=dtype, name=name)
     return estimate_prepared(prepared, hardware, target=target, efficiency=efficiency)
@@ -106,7 +142,7 @@ def _confidence(estimates: list) -> Confidence:
     for e in ranked:
         if covered >= CONFIDENCE_TIME_SHARE * total:
             break
-        levels.append(e.efficiency.confidence)
+        levels.append(e.confidence)
         covered += float(np.max(e.time_s))
     return Confidence.weakest(levels)
 

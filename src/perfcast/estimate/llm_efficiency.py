@@ -12,8 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from perfcast.estimate.efficiency import Confidence
+from perfcast.estimate.kernel_time import KernelTime, roofline
 from perfcast.hardware import HardwareSpec
-from perfcast.ir import Category
+from perfcast.ir import Category, Graph
 from perfcast.passes import Kernel
 
 DATA = Path(__file__).with_name("data") / "llm_efficiency.yaml"
@@ -52,6 +54,25 @@ class LLMEfficiency:
 
 
 THEORETICAL = LLMEfficiency(kernel_launch_s=0.0)
+
+
+@dataclass(frozen=True)
+class ServingTime:
+    """The kernel-time model of LLM serving: the roofline at :class:`LLMEfficiency`'s
+    fractions, with its launch overhead. Its fractions are fitted to end-to-end results,
+    not measured per kernel on the device, so its times are THEORETICAL."""
+
+    efficiency: LLMEfficiency
+    confidence: Confidence = Confidence.THEORETICAL
+
+    def time(self, kernel: Kernel, hardware: HardwareSpec) -> KernelTime:
+        compute, memory = self.efficiency.for_kernel(kernel)
+        return roofline(kernel, hardware, compute, memory,
+                        overhead_s=self.efficiency.launch_overhead_s(hardware),
+                        confidence=self.confidence)
+
+    def for_graph(self, graph: Graph) -> ServingTime:
+        return self
 
 
 @cache

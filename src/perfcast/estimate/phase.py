@@ -6,11 +6,12 @@ each kernel's FLOPs and bytes are arrays over the sweep. Timing a device is then
 NumPy operations per kernel, so hardware is looped in Python and everything else is
 vectorized.
 
-Per kernel: ``max(FLOPs / (peak x compute efficiency), bytes / (bandwidth x memory
-efficiency)) + launch overhead``; collectives use the link model of
-:mod:`perfcast.estimate.collectives`. Kernels run one after another (no overlap of
-communication with compute), which is what the engines do for TP all-reduces on the
-critical path.
+Per kernel: the time a kernel-time model gives it (by default
+:class:`~perfcast.estimate.llm_efficiency.ServingTime`: ``max(FLOPs / (peak x compute
+efficiency), bytes / (bandwidth x memory efficiency)) + launch overhead``); collectives
+use the link model of :mod:`perfcast.estimate.collectives`. Kernels run one after
+another (no overlap of communication with compute), which is what the engines do for TP
+all-reduces on the critical path.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perfcast.estimate.collectives import collective_time
-from perfcast.estimate.llm_efficiency import LLMEfficiency
+from perfcast.estimate.efficiency import Confidence
+from perfcast.estimate.kernel_time import KernelTimeModel
+from perfcast.estimate.llm_efficiency import LLMEfficiency, ServingTime
 from perfcast.frontends.llm.graph import PhaseGraph
 from perfcast.hardware import HardwareSpec
 from perfcast.ir import Category
@@ -64,6 +67,12 @@ class PhaseTime:
     total_s: Dim = 0.0
     by_part: dict[str, Dim] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
     by_layer: dict[str, Dim] = field(default_factory=dict)  # "<group>.<part>" -> seconds
+    confidences: list[Confidence] = field(default_factory=list)  # of the timed kernels
+
+    @property
+    def confidence(self) -> Confidence:
+        """The weakest confidence of the kernels timed (THEORETICAL if none)."""
+        return Confidence.weakest(self.confidences)
 
     def add(self, key: str, part: str, seconds: Dim) -> None:
         self.total_s = self.total_s + seconds
@@ -71,17 +80,12 @@ class PhaseTime:
         self.by_layer[key] = self.by_layer.get(key, 0.0) + seconds
 
 
-def _peak(kernel: Kernel, hw: HardwareSpec) -> float:
-    if kernel.category in (Category.GEMM, Category.ATTENTION, Category.CONV):
-        return hw.peak_flops(kernel.dtype)
-    return hw.peak_flops("fp32") if hw.supports("fp32") else hw.peak_flops(kernel.dtype)
-
-
-def phase_time(kernels: list[KernelCost], hw: HardwareSpec, eff: LLMEfficiency) -> PhaseTime:
-    """Time of one pass over ``kernels`` on ``hw``; raises UnsupportedPrecisionError."""
+def phase_time(kernels: list[KernelCost], hw: HardwareSpec,
+               model: KernelTimeModel | LLMEfficiency) -> PhaseTime:
+    """Time of one pass over ``kernels`` on ``hw`` (``model``: a kernel-time model, or
+    the serving fractions it is built from); raises UnsupportedPrecisionError."""
     result = PhaseTime()
-    bandwidth = hw.memory_bandwidth
-    launch = eff.launch_overhead_s(hw)
+    timer = ServingTime(model) if isinstance(model, LLMEfficiency) else model
     for kc in kernels:
         k = kc.kernel
         key = f"{kc.group}.{kc.part}"
@@ -90,11 +94,10 @@ def phase_time(kernels: list[KernelCost], hw: HardwareSpec, eff: LLMEfficiency) 
             comm = collective_time(kind, payload, group, hw).time_s
             result.add(key, "communication", comm * kc.repeats)
             continue
-        ec, em = eff.for_kernel(k)
-        compute = k.flops / (_peak(k, hw) * ec)
-        memory = k.bytes / (bandwidth * em)
-        bound = compute >= memory
-        result.add(key, "compute", np.where(bound, compute, 0.0) * kc.repeats)
-        result.add(key, "memory", np.where(bound, 0.0, memory) * kc.repeats)
-        result.add(key, "overhead", launch * kc.repeats)
+        t = timer.time(k, hw)
+        bound = t.compute_s >= t.memory_s
+        result.add(key, "compute", np.where(bound, t.busy_s, 0.0) * kc.repeats)
+        result.add(key, "memory", np.where(bound, 0.0, t.busy_s) * kc.repeats)
+        result.add(key, "overhead", t.overhead_s * kc.repeats)
+        result.confidences.append(t.confidence)
     return result

@@ -330,7 +330,7 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
         cost_per_million_tokens_usd=None if price is None else price / 3600 / total_tput * 1e6,
         cost_per_million_output_tokens_usd=None if price is None
         else price / 3600 / out_tput * 1e6,
-        confidence=Confidence.THEORETICAL,
+        confidence=Confidence.weakest([prefill.confidence, decode.confidence]),
         prefill=prefill,
         decode=decode,
     )

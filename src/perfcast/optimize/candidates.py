@@ -281,6 +281,7 @@ def _perfcast_runtime(setting: Setting) -> str | None:
 
 
 COMPILE_NOTE = "Inductor fusion model; autotuning and CUDA graphs are not modelled"
+RUNTIME_NOTE = "one kernel per step of the program perfcast.runtime.compile runs"
 
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate("eager", "the model as given, PyTorch eager, under torch.inference_mode",
@@ -317,5 +318,5 @@ CANDIDATES: tuple[Candidate, ...] = (
               "with ORT_ENABLE_ALL", _onnxruntime, _build_onnxruntime, touches=("*",)),
     Candidate("perfcast-runtime", "perfcast.runtime.compile(backend='auto'): perfcast's own "
               "executor", _perfcast_runtime, _build_perfcast_runtime,
-              estimate=EstimateSpec("perfcast")),
+              estimate=EstimateSpec("perfcast", note=RUNTIME_NOTE)),
 )

@@ -2,7 +2,9 @@
 
 Shape-only ops (``new_ones``, ``zeros_like``...) fold even when their input is not
 constant: only its (static) shape matters. The values come from an ``evaluate``
-callback (the runtime's interpreter), so ``passes`` does not import ``runtime``.
+callback (the runtime's interpreter), so ``passes`` does not import ``runtime``; without
+one (the estimator's graphs have no weights) the same nodes become constants whose
+values are unknown, so the graph's structure is the runtime's all the same.
 A folded value larger than ``max_bytes`` is kept only if it is no larger than the
 constants it was computed from, so folding never blows up memory (an ``expand`` of a
 scalar to a huge tensor stays a node).
@@ -29,22 +31,24 @@ NEVER_FOLD = frozenset({"new_empty", "empty_like", "empty", "dropout", "native_d
 MAX_BYTES = 16 << 20
 
 
-def constant_fold(graph: Graph, consts: Mapping[str, np.ndarray], *, evaluate: Evaluate,
+def constant_fold(graph: Graph, consts: Mapping[str, np.ndarray], *, evaluate: Evaluate | None,
                   max_bytes: int = MAX_BYTES, stats: Counter | None = None,
                   ) -> tuple[Graph, dict[str, np.ndarray]]:
-    """A copy of ``graph`` with every foldable node replaced by constant outputs."""
+    """A copy of ``graph`` with every foldable node replaced by constant outputs
+    (without values when ``evaluate`` is None)."""
     work = Work(graph, consts)
     kept: list[Node] = []
     folded = 0
     for node in graph.nodes:
-        values = _inputs(work, node)
+        values = _inputs(work, node) if evaluate is not None else _symbolic(work, node)
         if values is None or not _small_enough(work, node, max_bytes):
             kept.append(node)
             continue
-        outs = evaluate(node, graph, values)
-        for name, value in zip(node.outputs, outs, strict=True):
+        outs = evaluate(node, graph, values) if evaluate is not None else ()
+        for name in node.outputs:
             t = work.tensors[name]
             work.tensors[name] = Tensor(name, t.shape, t.dtype, const=True)
+        for name, value in zip(node.outputs, outs, strict=False):
             work.consts[name] = np.ascontiguousarray(value)
         folded += 1
     work.nodes = kept
@@ -62,6 +66,15 @@ def _inputs(work: Work, node: Node) -> list[np.ndarray] | None:
                 if work.value(i) is None else work.value(i) for i in node.inputs]
     values = [work.value(i) for i in node.inputs]
     return None if any(v is None for v in values) else values  # type: ignore[return-value]
+
+
+def _symbolic(work: Work, node: Node) -> list | None:
+    """An empty list when ``node`` would fold (its inputs' values do not matter), else None."""
+    if node.kind in NEVER_FOLD or not node.outputs:
+        return None
+    if node.kind in SHAPE_ONLY or all(work.tensors[i].const for i in node.inputs):
+        return []
+    return None
 
 
 def _small_enough(work: Work, node: Node, max_bytes: int) -> bool:

@@ -27,7 +27,7 @@ from perfcast.passes.fuse_patterns import (
     fuse_rope,
     fuse_swiglu,
 )
-from perfcast.passes.gemm import as_gemm, gemm_flags, gemm_node, plain_gemm
+from perfcast.passes.gemm import gemm_flags, gemm_node, plain_gemm, to_gemm
 from perfcast.passes.rewrite import RESHAPES, Work
 
 RuleResult = str | tuple[str, ...] | None
@@ -43,14 +43,6 @@ class Fusion:
 
 
 # -- GEMM epilogues -------------------------------------------------------------------
-def _to_gemm(work: Work, node: Node) -> RuleResult:
-    new = as_gemm(work, node)
-    if new is None:
-        return None
-    work.replace(node, [new])
-    return "matmul_to_gemm"
-
-
 def _gemm_source(work: Work, t: str) -> tuple[Node, list[Node]] | None:
     """The ``gemm`` whose output ``t`` is, directly or through single-use reshapes that
     keep the last dim; with those reshapes."""
@@ -140,7 +132,7 @@ FUSIONS: tuple[Fusion, ...] = (
     Fusion("gelu", 70, fuse_gelu),
     Fusion("rope", 60, fuse_rope),
     Fusion("swiglu", 50, fuse_swiglu),
-    Fusion("matmul_to_gemm", 40, _to_gemm),
+    Fusion("matmul_to_gemm", 40, to_gemm),
     Fusion("gemm_bias", 30, _gemm_add(residual=False)),
     Fusion("gemm_act", 20, _gemm_act),
     Fusion("gemm_residual", 10, _gemm_add(residual=True)),

@@ -64,3 +64,12 @@ def as_gemm(work: Work, node: Node) -> Node | None:
     inputs = [a, b] if c is None else [a, b, c]
     return gemm_node(node, inputs, node.outputs, trans_b=trans_b, alpha=alpha,
                      beta=beta if c is not None else 0.0)
+
+
+def to_gemm(work: Work, node: Node) -> str | None:
+    """Rule: a matmul-family node becomes ``gemm`` (``matmul_to_gemm``)."""
+    new = as_gemm(work, node)
+    if new is None:
+        return None
+    work.replace(node, [new])
+    return "matmul_to_gemm"

@@ -32,6 +32,7 @@ class Kernel:
     module: str
     shape: MatrixShape | None = None  # GEMM dimensions of a GEMM or convolution kernel
     elements: tuple[tuple[str, Dim], ...] = ()  # (op kind, elements) of its elementwise ops
+    step: str | None = None  # the runtime step kind it is (targets with kernels="steps")
 
     @property
     def op(self) -> str:
@@ -54,8 +55,15 @@ def view_roots(graph: Graph) -> dict[str, str]:
 
 
 def partition(graph: Graph, target: str | FusionTarget = "eager") -> list[Kernel]:
-    """Group the graph's non-view ops into kernels following ``target``'s fusion rules."""
+    """Group the graph's non-view ops into kernels following ``target``'s fusion rules.
+
+    A target whose kernels are runtime steps is formed by
+    :func:`perfcast.runtime.kernels.step_kernels` instead.
+    """
     tgt = get_target(target)
+    if tgt.kernels != "partition":
+        raise ValueError(f"target {tgt.name!r} forms its kernels from runtime steps; use "
+                         "perfcast.runtime.kernels.step_kernels")
     roots = view_roots(graph)
     groups: list[list[Node]] = []
     group_of: dict[str, int] = {}  # root tensor -> index of the group that produced it
@@ -72,7 +80,8 @@ def partition(graph: Graph, target: str | FusionTarget = "eager") -> list[Kernel
             group_of[o] = g
     readers = _readers_by_group(graph, groups, roots)
     outputs = {roots[o] for o in graph.outputs}
-    return [_kernel(graph, k, nodes, roots, readers, outputs) for k, nodes in enumerate(groups)]
+    return [make_kernel(graph, k, nodes, roots, readers, outputs)
+            for k, nodes in enumerate(groups)]
 
 
 def _host_group(graph: Graph, node: Node, groups, group_of, roots, tgt: FusionTarget):
@@ -84,10 +93,7 @@ def _host_group(graph: Graph, node: Node, groups, group_of, roots, tgt: FusionTa
     for g in sorted(producers, reverse=True):
         if len(groups[g]) >= tgt.max_ops or any(p > g for p in producers):
             continue
-        anchor = graph.category(groups[g][0])
-        if anchor in tgt.epilogue_anchors and category is Category.ELEMENTWISE:
-            return g
-        if anchor in tgt.fusible:
+        if graph.category(groups[g][0]) in tgt.fusible:
             return g
     return None
 
@@ -101,7 +107,10 @@ def _readers_by_group(graph: Graph, groups, roots) -> dict[str, set[int]]:
     return readers
 
 
-def _kernel(graph: Graph, index: int, nodes: list[Node], roots, readers, graph_outputs) -> Kernel:
+def make_kernel(graph: Graph, index: int, nodes: list[Node], roots, readers,
+                graph_outputs) -> Kernel:
+    """The kernel ``k{index}`` running ``nodes``; ``readers`` maps a root tensor to the
+    kernels that read it (its bytes stay on chip when only this one does)."""
     tensors = graph.tensors
     produced = {o for n in nodes for o in n.outputs}
     flops: Dim = 0

@@ -72,13 +72,13 @@ class PassReport:
         return "\n".join(lines)
 
 
-def run_passes(graph: Graph, consts: Mapping[str, np.ndarray], *, evaluate: Evaluate,
+def run_passes(graph: Graph, consts: Mapping[str, np.ndarray], *, evaluate: Evaluate | None,
                enable: Mapping[str, bool] | None = None,
                ) -> tuple[Graph, dict[str, np.ndarray], PassReport]:
     """Run the enabled passes in order until a round changes nothing.
 
     ``evaluate(node, graph, input_values) -> output_values`` computes folded constants
-    (``perfcast.runtime.interpret.eval_node``).
+    (``perfcast.runtime.interpret.eval_node``); None folds the same nodes without values.
     """
     switches = _switches(enable)
     passes: dict[str, Pass] = {"fold": partial(constant_fold, evaluate=evaluate),

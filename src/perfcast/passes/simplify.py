@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from perfcast.ir import Graph, Node
-from perfcast.passes.gemm import as_gemm, gemm_flags, gemm_node
+from perfcast.passes.gemm import gemm_flags, gemm_node, to_gemm
 from perfcast.passes.rewrite import ALIASES, RESHAPES, Work, scalar_binary, swaps_last_two
 
 Rule = Callable[[Work, Node], str | None]
@@ -84,14 +84,6 @@ def _drop_identity(work: Work, node: Node) -> str | None:
 
 
 # -- GEMM flags -----------------------------------------------------------------------
-def _to_gemm(work: Work, node: Node) -> str | None:
-    new = as_gemm(work, node)
-    if new is None:
-        return None
-    work.replace(node, [new])
-    return "matmul_to_gemm"
-
-
 def _absorb_transpose(work: Work, node: Node) -> str | None:
     if node.kind != "gemm":
         return None
@@ -153,5 +145,5 @@ def _absorb_scalar_output(work: Work, node: Node) -> str | None:
     return "scalar_to_alpha"
 
 
-RULES: tuple[Rule, ...] = (_drop_identity, _to_gemm, _absorb_transpose, _absorb_scalar_input,
+RULES: tuple[Rule, ...] = (_drop_identity, to_gemm, _absorb_transpose, _absorb_scalar_input,
                            _absorb_scalar_output)

@@ -9,12 +9,15 @@ Two dispatch modes share the arena, the constants and the kernel arguments
   per-op path; the reference the compiled path is checked against).
 
 If the generated program cannot be compiled (no compiler, but kernels from the cache) the
-executor warns and uses ``"steps"``.
+executor warns and uses ``"steps"``. :meth:`CExecutor.run_timed` also returns each step's
+wall time: compiled dispatch builds a timed variant of the function on first use
+(:func:`perfcast.runtime.codegen.generate` with ``timed=True``), so ``run`` is unchanged.
 """
 
 from __future__ import annotations
 
 import ctypes
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +59,7 @@ class CExecutor:
         packed = {user: p.name for p in self.prepacked for user in p.steps}
         self._calls = [ckernels.step_call(s, self.bufs, packed) for s in program.steps]
         self._compiled: Any = None
+        self._timed: Any = None
         self.dispatch = dispatch
         if dispatch == "compiled":
             from perfcast.runtime import codegen
@@ -158,6 +162,33 @@ class CExecutor:
                 if rc != 0:
                     raise KernelError(f"step {what} failed: {ckernels.ERRORS.get(rc, rc)}")
         return self._collect(arrays)
+
+    def run_timed(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+        """:meth:`run` that also returns each step's wall time in seconds."""
+        arrays = self._prepare(inputs)
+        n = len(self.program.steps)
+        if self.dispatch == "compiled":
+            if self._timed is None:
+                from perfcast.runtime import codegen
+
+                self._timed = codegen.compile_program(self.program, calls=self._calls,
+                                                      bufs=self.bufs, timed=True)
+            for i, arr in enumerate(arrays):
+                self._inputs_arr[i] = arr.ctypes.data
+            times = (ctypes.c_double * max(n, 1))()
+            self._timed.run(self._arena_addr, self._consts_arr, self._inputs_arr, times)
+            return self._collect(arrays), list(times)[:n]
+        addrs = [a.ctypes.data for a in arrays]
+        spent = []
+        for fn, args, patches, what in self._steps:
+            for pos, index, extra in patches:
+                args[pos] = addrs[index] + extra
+            t = time.perf_counter()
+            rc = fn(*args)
+            spent.append(time.perf_counter() - t)
+            if rc != 0:
+                raise KernelError(f"step {what} failed: {ckernels.ERRORS.get(rc, rc)}")
+        return self._collect(arrays), spent
 
     def _collect(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         outs = []

@@ -8,6 +8,7 @@ It is the reference the C backend is checked against, not a fast path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,18 @@ class NumpyExecutor:
                 kernel([flats[x] if isinstance(x, int) else x for x in ins], outs, attrs)
         return [(flats[f] if isinstance(f, int) else f)[:b.numel].reshape(b.shape).copy()
                 for f, b in self._outputs]
+
+    def run_timed(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+        """:meth:`run` that also returns each step's wall time in seconds."""
+        flats = [np.ascontiguousarray(x).reshape(-1) for x in inputs]
+        spent = []
+        with np.errstate(all="ignore"):
+            for kernel, ins, outs, attrs in self._plan:
+                t = time.perf_counter()
+                kernel([flats[x] if isinstance(x, int) else x for x in ins], outs, attrs)
+                spent.append(time.perf_counter() - t)
+        return [(flats[f] if isinstance(f, int) else f)[:b.numel].reshape(b.shape).copy()
+                for f, b in self._outputs], spent
 
     def _flat(self, buf: Buf) -> np.ndarray | int:
         """A 1-D array of ``buf``'s dtype from its element 0 (an input: its position)."""

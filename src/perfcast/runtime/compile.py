@@ -34,6 +34,9 @@ class BackendUnavailable(RuntimeError):
 class Executor(Protocol):
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
+    def run_timed(self, inputs: Sequence[np.ndarray]
+                  ) -> tuple[list[np.ndarray], list[float]]: ...
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -70,6 +73,11 @@ class CompiledModel:
         """Run on inputs in graph order (checked); a list of output arrays."""
         arrays = self.check_inputs(inputs)
         return self._executor.run(arrays)
+
+    def run_timed(self, *args: Any, **kwargs: Any) -> tuple[list[np.ndarray], list[float]]:
+        """Call the model (inputs as for a call); its outputs and each program step's wall
+        time in seconds, in step order."""
+        return self._executor.run_timed(self.check_inputs(self._bind(args, kwargs)))
 
     def set_threads(self, threads: int) -> None:
         """Threads the C kernels use from now on (the NumPy backend ignores it)."""

@@ -58,6 +58,7 @@ class Lowered:
     outputs: list[str]
     consts: list[np.ndarray]
     folded: list[str] = field(default_factory=list)  # nodes evaluated at lowering time
+    origins: list[str | None] = field(default_factory=list)  # per step: the node lowering it
 
 
 def lower(graph: Graph, consts: Mapping[str, np.ndarray]) -> Lowered:
@@ -80,6 +81,7 @@ class Lowerer:
         self.steps: list[Step] = []
         self.consts: list[np.ndarray] = []
         self.folded: list[str] = []
+        self.origins: list[str | None] = []
         self._const_index: dict[str, int] = {}
         self._dense: dict[str, str] = {}
         self._input_copies: dict[str, str] = {}
@@ -90,7 +92,7 @@ class Lowerer:
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> Lowered:
-        from perfcast.runtime.lower_rules import RULES, fold_node
+        from perfcast.runtime.lower_rules import RULES
 
         for k, name in enumerate(self.graph.inputs):
             t = self.graph.tensors[name]
@@ -110,23 +112,36 @@ class Lowerer:
             if not any(o in self.used for o in node.outputs):
                 continue  # dead: nothing reads it
             rule = RULES.get(node.kind)
+            emitted = len(self.steps)
             try:
                 if not getattr(rule, "view", False) and self._foldable(node):
-                    fold_node(self, node, fallback=rule is not None)
+                    self.fold(node, fallback=rule is not None)
                 if not all(o in self.views for o in node.outputs if o in self.used):
                     if rule is None:
                         raise self.error(f"op kind {node.kind!r} is not supported by the "
                                          "runtime")
                     rule(self, node)
-            except RuntimeLoweringError:
-                raise
+            except RuntimeLoweringError as exc:
+                self.unsupported(node, exc, emitted)
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise self.error(f"{type(exc).__name__}: {exc}") from exc
+                err = self.error(f"{type(exc).__name__}: {exc}")
+                err.__cause__ = exc
+                self.unsupported(node, err, emitted)
             self._check_outputs(node)
         self.node = None
         outputs = [self.output(o) for o in self.graph.outputs]
         return Lowered(self.specs, self.steps, list(self.graph.inputs), outputs, self.consts,
-                       self.folded)
+                       self.folded, self.origins)
+
+    def fold(self, node: Node, fallback: bool) -> None:
+        """Evaluate a node whose inputs are all constants (see ``lower_rules.fold_node``)."""
+        from perfcast.runtime.lower_rules import fold_node
+
+        fold_node(self, node, fallback=fallback)
+
+    def unsupported(self, node: Node, exc: RuntimeLoweringError, emitted: int) -> None:
+        """A node the runtime cannot lower (its steps from ``emitted`` on): raise ``exc``."""
+        raise exc
 
     def error(self, message: str) -> RuntimeLoweringError:
         where = f"node {self.node.name!r} ({self.node.kind}): " if self.node else ""
@@ -200,11 +215,15 @@ class Lowerer:
 
     def add_const(self, value: np.ndarray, hint: str) -> str:
         """A new constant buffer holding ``value``; returns its IR-level name."""
-        value = np.ascontiguousarray(value)
+        value = self.materialize(value)
         name = self.fresh(hint)
         self.values[name] = value
         self.views[name] = V.root_view(name, value.shape, _dtype_name(value))
         return name
+
+    def materialize(self, value: np.ndarray) -> np.ndarray:
+        """A constant's value as the program keeps it (C-contiguous)."""
+        return np.ascontiguousarray(value)
 
     def buf(self, tensor: str) -> str:
         """A buffer for ``tensor`` exactly as viewed (any strides) for a step to read."""
@@ -246,7 +265,7 @@ class Lowerer:
     def _register_const(self, root: str) -> None:
         if root in self._const_index:
             return
-        value = np.ascontiguousarray(self.values[root])
+        value = self.materialize(self.values[root])
         self._check_dtype(_dtype_name(value), root)
         self._const_index[root] = len(self.consts)
         self.consts.append(value)
@@ -297,6 +316,7 @@ class Lowerer:
     def emit(self, kind: str, inputs: Sequence[str], outputs: Sequence[str],
              attrs: Mapping[str, Any]) -> None:
         self.steps.append(Step(kind, tuple(inputs), tuple(outputs), dict(attrs)))
+        self.origins.append(self.node.name if self.node is not None else None)
 
     def output(self, tensor: str) -> str:
         """A program output: a contiguous arena buffer with ``tensor``'s value."""

@@ -103,6 +103,7 @@ class KernelReport:
     matches: list[KernelMatch]
     unmatched_measured: dict[str, float]  # aten op -> seconds mapped to no kernel
     measured_total_s: float  # wall time of one forward (median over iterations)
+    engine: str = "eager"  # "eager" (PyTorch under the profiler) | "perfcast" (runtime steps)
 
     @property
     def matched(self) -> list[KernelMatch]:
@@ -135,6 +136,7 @@ class KernelReport:
         return {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
+            "engine": self.engine,
             "threads": self.threads,
             "batch": self.batch,
             "measured_total_s": self.measured_total_s,
@@ -154,7 +156,7 @@ class KernelReport:
 
     def to_markdown(self, top: int = 20) -> str:
         """Summary, the ``top`` worst kernels by absolute error, and the category table."""
-        lines = [f"# Kernel ground truth: {self.model}", "",
+        lines = [f"# Kernel ground truth: {self.model} ({self.engine})", "",
                  f"batch {self.batch}, {self.threads} threads; "
                  f"{len(self.matched)}/{len(self.matches)} kernels matched; forward "
                  f"{_us(self.measured_total_s)} us measured, "
