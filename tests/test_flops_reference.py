@@ -12,11 +12,8 @@ import torch
 
 from perfcast.examples import build_example
 from perfcast.frontends.torch_export import capture
-from perfcast.ir import Category
+from perfcast.ir import MATRIX_CATEGORIES, Category
 from perfcast.validate.flop_reference import measure, sdpa_extra
-
-MATRIX = (Category.GEMM, Category.CONV, Category.ATTENTION)
-
 
 CASES = [  # name, batch, seq_len
     ("gpt2", 2, 64),
@@ -48,7 +45,7 @@ def measured(request):
 def test_matrix_flops_match_flop_counter_exactly(measured):
     """gemm + conv + attention FLOPs equal the reference term by term."""
     by_cat, ref = measured["by_cat"], measured["ref"]
-    ours_matrix = sum(by_cat.get(c, 0) for c in MATRIX)
+    ours_matrix = sum(by_cat.get(c, 0) for c in MATRIX_CATEGORIES)
     attention = ref.sdpa + sdpa_extra(ref, measured["graph"])
     assert ours_matrix == ref.counted + ref.grouped_mm + ref.bias + attention
     assert ours_matrix == ref.matrix_flops(measured["graph"])

@@ -11,6 +11,7 @@ from perfcast.passes import (
     eliminate_dead_code,
     get_target,
     partition,
+    run_passes,
 )
 
 
@@ -49,13 +50,22 @@ def test_compile_fuses_pointwise_chain_but_not_into_gemm():
     assert kernels[1].bytes == 3 * act
 
 
-def test_perfcast_fuses_bias_activation_residual_into_gemm():
-    g = eliminate_dead_code(_mlp_block())
-    (kernel,) = partition(g, "perfcast")
-    assert kernel.op == "linear+gelu+add"
+def test_perfcast_runs_the_fused_graph_one_kernel_per_runtime_step():
+    """The perfcast target's kernels are the runtime's steps (tests/test_perfcast_target.py):
+    the bias and GELU become the GEMM's epilogue; the residual add stays a step of its own,
+    since a GEMM with a bias and an activation cannot also take a residual."""
+    from perfcast.runtime.kernels import step_kernels
+
+    g = _mlp_block()
+    enable = dict.fromkeys(get_target("perfcast").passes, True)
+    fused, _, _ = run_passes(g, {}, evaluate=None, enable=enable)
+    gemm, add = step_kernels(fused)
+    assert (gemm.step, gemm.op, add.step) == ("gemm", "gemm", "binary")
     act, weights = 8 * 256 * 4, (256 * 256 + 256) * 4
-    assert kernel.bytes == act + weights + act  # x read once (also the residual), r written
-    assert kernel.flops == sum(int(g.cost(n).flops) for n in g.nodes)
+    assert gemm.bytes == act + weights + act
+    assert gemm.flops + add.flops == sum(int(g.cost(n).flops) for n in g.nodes[:3])
+    with pytest.raises(ValueError, match="runtime steps"):
+        partition(g, "perfcast")
 
 
 def test_views_launch_no_kernel_and_fused_bytes_follow_views():

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from perfcast.ir import MATRIX_CATEGORIES
+
 GROUPS = ("gemm", "gemm_low", "gemv", "conv", "conv_low", "attention", "memory")
-MATRIX = ("gemm", "conv", "attention")
+MATRIX = frozenset(str(c) for c in MATRIX_CATEGORIES)  # category names as profiles store them
 # GEMMs and convs doing fewer FLOPs per byte than this (small batch, skinny or depthwise)
 # run far from both rooflines on CPUs; they get their own factor.
 LOW_INTENSITY = 16.0

@@ -30,16 +30,13 @@ from perfcast.estimate.efficiency import (
     EfficiencyModel,
     TheoreticalEfficiency,
 )
-from perfcast.ir import Category
+from perfcast.ir import MATRIX_CATEGORIES
 from perfcast.ir.tensor import Dim
 
 if TYPE_CHECKING:
     from perfcast.hardware import HardwareSpec
     from perfcast.ir import Graph
     from perfcast.passes import Kernel
-
-MATRIX_CATEGORIES = frozenset({Category.GEMM, Category.CONV, Category.ATTENTION})
-
 
 @dataclass(frozen=True)
 class KernelTime:

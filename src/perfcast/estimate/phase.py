@@ -35,8 +35,9 @@ PARTS = ("compute", "memory", "communication", "overhead")
 
 
 @dataclass(frozen=True)
-class KernelCost:
-    """One kernel of a phase graph with its repeat count (layers of its group)."""
+class PhaseKernel:
+    """One kernel of a phase graph with its repeat count (layers of its group) and, for a
+    collective, its payload."""
 
     kernel: Kernel
     group: str
@@ -45,7 +46,7 @@ class KernelCost:
     collective: tuple[str, Dim, Dim] | None  # (kind, payload bytes, group size)
 
 
-def phase_kernels(pg: PhaseGraph) -> list[KernelCost]:
+def phase_kernels(pg: PhaseGraph) -> list[PhaseKernel]:
     """Partition ``pg`` and attach repeats and collective payloads to each kernel."""
     g = pg.graph
     out = []
@@ -56,7 +57,7 @@ def phase_kernels(pg: PhaseGraph) -> list[KernelCost]:
             node = k.nodes[0]
             tensor = node.outputs[0] if node.kind == "all_gather" else node.inputs[0]
             coll = (node.kind, g.tensors[tensor].nbytes, node.attrs.get("group_size", 1))
-        out.append(KernelCost(k, group, part, pg.repeats[group], coll))
+        out.append(PhaseKernel(k, group, part, pg.repeats[group], coll))
     return out
 
 
@@ -80,7 +81,7 @@ class PhaseTime:
         self.by_layer[key] = self.by_layer.get(key, 0.0) + seconds
 
 
-def phase_time(kernels: list[KernelCost], hw: HardwareSpec,
+def phase_time(kernels: list[PhaseKernel], hw: HardwareSpec,
                model: KernelTimeModel | LLMEfficiency) -> PhaseTime:
     """Time of one pass over ``kernels`` on ``hw`` (``model``: a kernel-time model, or
     the serving fractions it is built from); raises UnsupportedPrecisionError."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from perfcast.hardware.errors import UnsupportedPrecisionError
+from perfcast.sources import Frozen, Source
 
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -46,18 +47,7 @@ def normalize_dtype(dtype: object) -> str | None:
     return _DTYPE_LOOKUP.get(key)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Source(_Frozen):
-    """Where figures come from: a datasheet, whitepaper, paper, price page or measurement."""
-
-    title: str
-    url: str | None = None
-
-
-class Sourced(_Frozen):
+class Sourced(Frozen):
     """A figure group that names a key of ``HardwareSpec.sources``."""
 
     source: str
@@ -136,14 +126,14 @@ class Price(Figure):
     """A public list or on-demand price (USD per device-hour)."""
 
 
-class HardwareSpec(_Frozen):
+class HardwareSpec(Frozen):
     """Everything perfcast knows about one device (one GPU, one CPU socket, one TPU chip)."""
 
     name: str = Field(pattern=NAME_PATTERN)
     display_name: str
     vendor: str
     kind: Literal["gpu", "cpu", "tpu", "accelerator"]
-    aliases: list[str] = []
+    aliases: list[str] = Field(default_factory=list)
     sources: dict[str, Source]
     compute: dict[Precision, ComputeFigure]
     memory: list[MemoryLevel]

@@ -26,6 +26,10 @@ class Category(StrEnum):
     COLLECTIVE = "collective"
 
 
+# Matrix work: runs on tensor cores / matrix units at the dtype's matrix peak
+MATRIX_CATEGORIES = frozenset({Category.GEMM, Category.CONV, Category.ATTENTION})
+
+
 Inputs = Sequence[Tensor]
 Attrs = Mapping[str, object]
 InferFn = Callable[[Inputs, Attrs], list[tuple[Shape, str]]]

@@ -121,11 +121,10 @@ def _check_tflite(entry, row: CoverageRow) -> None:
 
 
 def _matrix_flops(graph) -> int:
-    from perfcast.ir import Category
+    from perfcast.ir import MATRIX_CATEGORIES
 
-    matrix = (Category.GEMM, Category.CONV, Category.ATTENTION)
     return sum(int(graph.cost(n).flops) for n in graph.nodes
-               if graph.category(n) in matrix and not graph.is_view(n))
+               if graph.category(n) in MATRIX_CATEGORIES and not graph.is_view(n))
 
 
 def _estimate(cap, row: CoverageRow) -> None:

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from perfcast.sources import Frozen, Source
 
 NAME_PATTERN = r"^[a-z0-9]+([.-][a-z0-9]+)*$"
 LayerType = Literal["full_attention", "sliding_attention"]
 Activation = Literal["silu", "gelu", "gelu_tanh", "relu"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Source(_Frozen):
-    """Where the facts of a catalog entry come from."""
-
-    title: str
-    url: str | None = None
-
-
-class PublishedParams(_Frozen):
+class PublishedParams(Frozen):
     """A parameter count announced by the model's authors (model card, paper)."""
 
     total: float = Field(gt=0)
@@ -35,7 +26,7 @@ class PublishedParams(_Frozen):
     source: Source
 
 
-class MLAConfig(_Frozen):
+class MLAConfig(Frozen):
     """Multi-head latent attention (DeepSeek-V2/V3): low-rank Q and a compressed KV cache."""
 
     q_lora_rank: int | None = Field(default=None, ge=1)
@@ -54,7 +45,7 @@ class MLAConfig(_Frozen):
         return self.kv_lora_rank + self.qk_rope_head_dim
 
 
-class MoEConfig(_Frozen):
+class MoEConfig(Frozen):
     """Mixture of experts: routed experts (top-k per token), optional shared experts."""
 
     num_experts: int = Field(ge=1)
@@ -81,13 +72,13 @@ class MoEConfig(_Frozen):
         return self.num_shared_experts * width
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """A decoder-only transformer: enough to build its prefill and decode graphs."""
 
     name: str = Field(pattern=NAME_PATTERN)
     display_name: str
     family: str
-    aliases: list[str] = []
+    aliases: list[str] = Field(default_factory=list)
     source: Source
     published_params: PublishedParams | None = None
 

@@ -1,18 +1,20 @@
-"""Write perfcast's JSON outputs for a fixed set of models and serving configurations.
+"""Golden outputs: perfcast's JSON for a fixed set of models and serving configurations.
 
-Run it on two checkouts (``PYTHONPATH=<checkout>/src``) and diff the two folders: every
-difference between a refactor's before and after must be listed with its reason.
+``analyze-<model>-<device>-<target>.json`` for 5 models x 3 devices x 3 fusion targets and
+``llm-<n>.json`` for 10 serving configurations. ``data/golden_outputs.json`` holds the
+SHA-256 of each; ``tests/test_golden_outputs.py`` fails when one changes, so a refactor
+that means to change no number proves it, and one that does lists what changed and why.
 
-    python benchmarks/golden_outputs.py OUT_DIR
-
-Writes ``analyze-<model>-<device>-<target>.json`` for 5 models x 3 devices x 3 fusion
-targets and ``llm-<n>.json`` for 10 serving configurations.
+    python tests/golden_outputs.py OUT_DIR        # write the files (diff two checkouts)
+    python tests/golden_outputs.py --manifest     # rewrite data/golden_outputs.json
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 MODELS = {  # example -> (batch, seq_len)
@@ -41,29 +43,42 @@ LLM_CONFIGS = [
 ]
 
 
-def main(out: Path) -> None:
-    """Write every golden output into ``out``."""
+MANIFEST = Path(__file__).parent / "data" / "golden_outputs.json"
+
+
+def outputs() -> Iterator[tuple[str, str]]:
+    """(file name, JSON text) of every golden output."""
     import perfcast.llm
     from perfcast.estimate.analyze import estimate_prepared, prepare
     from perfcast.frontends import load_target
 
-    out.mkdir(parents=True, exist_ok=True)
     for name, (batch, seq_len) in MODELS.items():
         loaded = load_target(f"examples:{name}", batch=batch, seq_len=seq_len)
         prepared = prepare(loaded.model, loaded.example_inputs, name=loaded.name)
         for device in DEVICES:
             for target in TARGETS:
                 result = estimate_prepared(prepared, device, target=target).to_dict()
-                _write(out / f"analyze-{name}-{device}-{target}.json", result)
+                yield f"analyze-{name}-{device}-{target}.json", _text(result)
     for n, config in enumerate(LLM_CONFIGS):
-        _write(out / f"llm-{n}.json", perfcast.llm.estimate(**config).to_dict())
+        yield f"llm-{n}.json", _text(perfcast.llm.estimate(**config).to_dict())
 
 
-def _write(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _text(payload: dict) -> str:
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: golden_outputs.py OUT_DIR")
-    main(Path(sys.argv[1]))
+        sys.exit("usage: golden_outputs.py OUT_DIR | --manifest")
+    if sys.argv[1] == "--manifest":
+        MANIFEST.write_text(json.dumps({n: digest(t) for n, t in outputs()}, indent=1,
+                                       sort_keys=True) + "\n")
+    else:
+        folder = Path(sys.argv[1])
+        folder.mkdir(parents=True, exist_ok=True)
+        for file_name, text in outputs():
+            (folder / file_name).write_text(text)
