@@ -15,9 +15,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from perfcast.bench.benchmark import Benchmark, Work
+from perfcast.bench.benchmark import Benchmark
 from perfcast.bench.suites import micro, micro_cuda, pairs, workloads
 from perfcast.bench.suites._common import torch_dtype
+from perfcast.ir.cost import Cost
 
 _PROBE = """
 import json, sys
@@ -88,7 +89,7 @@ def test_smallest_micro_case_runs_and_checks(cls: type[Benchmark]) -> None:
     bench.check()
     bench.run()
     work = bench.work()
-    assert isinstance(work, Work) and work.flops >= 0 and work.bytes >= 0
+    assert isinstance(work, Cost) and work.flops >= 0 and work.bytes >= 0
     bench.teardown()
     assert not vars(bench)
 
@@ -122,7 +123,7 @@ def test_smallest_micro_case_runs_and_checks(cls: type[Benchmark]) -> None:
 def test_work_is_exact(cls: type[Benchmark], params: dict[str, Any], flops: int,
                        nbytes: int) -> None:
     bench = _ready(cls, **params)
-    assert bench.work() == Work(flops=flops, bytes=nbytes)
+    assert bench.work() == Cost(flops=flops, bytes=nbytes)
 
 
 @pytest.mark.parametrize(("cls", "params"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from perfcast.bench import Benchmark, Work, register
+from perfcast.bench import Benchmark, Cost, register
 
 
 @register
@@ -25,8 +25,8 @@ class SumList(Benchmark):
     def check(self) -> None:
         assert self.run() == self.n * (self.n - 1) // 2
 
-    def work(self) -> Work:
-        return Work(flops=self.n, bytes=8 * self.n)
+    def work(self) -> Cost:
+        return Cost(flops=self.n, bytes=8 * self.n)
 
 
 class _Total(Benchmark):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from perfcast.ir.cost import Cost
 from perfcast.pyfile import import_file
 
 ROLES = ("baseline", "optimized")
@@ -36,14 +37,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 class BenchmarkError(ValueError):
     """A benchmark is defined wrongly, or a selection names nothing that exists."""
-
-
-@dataclass(frozen=True)
-class Work:
-    """What one ``run()`` does, for achieved rates: floating-point ops and bytes moved."""
-
-    flops: float = 0.0
-    bytes: float = 0.0
 
 
 class Benchmark:
@@ -70,7 +63,7 @@ class Benchmark:
     def teardown(self) -> None:
         """Release what setup() made; not timed."""
 
-    def work(self) -> Work | None:
+    def work(self) -> Cost | None:
         """FLOPs and bytes of one ``run()`` for this case, when known."""
         return None
 

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from perfcast.bench.benchmark import Benchmark, Case, Work
+from perfcast.bench.benchmark import Benchmark, Case
 from perfcast.bench.environment import Environment, capture_environment
 from perfcast.bench.expectations import ExpectationBook, default_dir, expectation_from
 from perfcast.bench.nvtx import nvtx_range
 from perfcast.bench.stats import Comparison, StopRule, compare
 from perfcast.bench.timer import Measurement, measure
+from perfcast.ir.cost import Cost
 from perfcast.store import Store
 
 PROFILERS = ("torch",)
@@ -59,7 +60,7 @@ class CaseResult:
     status: str
     measurement: Measurement | None = None
     error: str | None = None
-    work: Work | None = None
+    work: Cost | None = None
     energy_j: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -292,7 +293,7 @@ def _stats_summary(m: Measurement) -> dict[str, Any]:
     return summary
 
 
-def _work_dict(work: Work | None) -> dict[str, Any]:
+def _work_dict(work: Cost | None) -> dict[str, Any]:
     return {} if work is None else {"work": {"flops": work.flops, "bytes": work.bytes}}
 
 

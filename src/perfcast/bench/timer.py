@@ -25,7 +25,8 @@ from perfcast.bench.nvtx import nvtx_range
 from perfcast.bench.stats import Stats, StopRule
 
 if TYPE_CHECKING:
-    from perfcast.bench.benchmark import Benchmark, Work
+    from perfcast.bench.benchmark import Benchmark
+    from perfcast.ir.cost import Cost
 
 DEFAULT_MIN_SAMPLE_S = 1e-4  # CPU samples shorter than this batch several calls per sample
 DEFAULT_WARMUP_S = 0.05
@@ -132,7 +133,7 @@ def measure(fn: Callable[..., Any], *args: Any, device: str = "cpu",
 
 
 def measure_benchmark(bench: Benchmark, params: Mapping[str, Any], *, threads: int,
-                      rule: StopRule, name: str) -> tuple[Measurement, Work | None]:
+                      rule: StopRule, name: str) -> tuple[Measurement, Cost | None]:
     """Set ``bench`` up with ``params``, time its ``run`` with :func:`measure` on
     ``threads``, read its work, and tear it down (also when timing fails)."""
     try:

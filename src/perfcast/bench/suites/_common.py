@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from perfcast.bench.benchmark import Work
+from perfcast.ir.cost import Cost
 
 if TYPE_CHECKING:
     import torch
@@ -66,22 +66,22 @@ def compile_skip_reason() -> str | None:
     return "torch.compile's CPU backend needs a C++ compiler (set CXX or install g++/clang++)"
 
 
-def gemm_work(m: int, n: int, k: int, dtype: str, batch: int = 1) -> Work:
+def gemm_work(m: int, n: int, k: int, dtype: str, batch: int = 1) -> Cost:
     """``batch`` products of [m, k] by [k, n]: 2·B·M·N·K flops, A, B and C moved once."""
-    return Work(flops=2.0 * batch * m * n * k,
+    return Cost(flops=2.0 * batch * m * n * k,
                 bytes=float(itemsize(dtype) * batch * (m * k + k * n + m * n)))
 
 
-def attention_work(batch: int, heads: int, seq: int, head_dim: int, dtype: str) -> Work:
+def attention_work(batch: int, heads: int, seq: int, head_dim: int, dtype: str) -> Cost:
     """Attention with the full S×S score matrix: 4·B·H·S²·D flops; Q, K, V, O moved once."""
-    return Work(flops=4.0 * batch * heads * seq * seq * head_dim,
+    return Cost(flops=4.0 * batch * heads * seq * seq * head_dim,
                 bytes=float(4 * batch * heads * seq * head_dim * itemsize(dtype)))
 
 
 def rowwise_work(rows: int, cols: int, flops_per_element: int, vectors: int,
-                 dtype: str) -> Work:
+                 dtype: str) -> Cost:
     """A row-wise op on [rows, cols] with ``vectors`` [cols] parameters: x read, y written."""
-    return Work(flops=float(flops_per_element * rows * cols),
+    return Cost(flops=float(flops_per_element * rows * cols),
                 bytes=float(itemsize(dtype) * (2 * rows * cols + vectors * cols)))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from perfcast.bench.benchmark import Benchmark, Work, register
+from perfcast.bench.benchmark import Benchmark, register
 from perfcast.bench.suites._common import (
     DTYPES,
     attention_work,
@@ -25,6 +25,7 @@ from perfcast.bench.suites._common import (
     sync,
     torch_dtype,
 )
+from perfcast.ir.cost import Cost
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +140,7 @@ class _MatMul(_Micro):
         out = self.empty(*a.shape[:-1], b.shape[-1])
         self.bind(torch.bmm if a.dim() == 3 else torch.mm, a, b, out=out)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         a, b = self.args
         *batch, m, k = a.shape
         return gemm_work(m, b.shape[-1], k, self.dtype, batch=batch[0] if batch else 1)
@@ -200,14 +201,14 @@ class Conv2d(_Micro):
         w = self.randn(c_out, c_in // groups, kernel, kernel, seed=1)
         self.bind(conv2d, x, w, stride=stride, padding=kernel // 2, groups=groups)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         x, w = self.args
         stride, padding = self.kwargs["stride"], self.kwargs["padding"]
         batch, _, size, _ = x.shape
         c_out, c_per_group, kernel, _ = w.shape
         side = (size + 2 * padding - kernel) // stride + 1
         out = batch * c_out * side * side
-        return Work(flops=2.0 * out * c_per_group * kernel * kernel,
+        return Cost(flops=2.0 * out * c_per_group * kernel * kernel,
                     bytes=float((x.numel() + w.numel() + out) * itemsize(self.dtype)))
 
 
@@ -237,7 +238,7 @@ class Attention(_Micro):
         rows = [naive_attention(q[i], k[i], v[i], causal) for i in range(q.shape[0])]
         return torch.stack(rows).view(self.args[0].shape)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         batch, heads, seq, head_dim = self.args[0].shape
         return attention_work(batch, heads, seq, head_dim, self.dtype)
 
@@ -272,9 +273,9 @@ class Elementwise(_Micro):
             inputs[0].abs_().add_(0.5)  # positive: a finite result for check()
         self.bind(fn, *inputs, out=self.empty(numel))
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         numel = self.args[0].numel()
-        return Work(flops=float(numel),
+        return Cost(flops=float(numel),
                     bytes=float((len(self.args) + 1) * numel * itemsize(self.dtype)))
 
 
@@ -294,9 +295,9 @@ class Reduction(_Micro):
         x = self.randn(*shape).abs_()  # positive: sums far from 0 for check()
         self.bind(torch.sum, x, dim=-1, out=self.empty(*shape[:-1]))
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         numel, outputs = self.args[0].numel(), self.kwargs["out"].numel()
-        return Work(flops=float(numel - outputs),
+        return Cost(flops=float(numel - outputs),
                     bytes=float((numel + outputs) * itemsize(self.dtype)))
 
 
@@ -309,7 +310,7 @@ class _RowWise(_Micro):
     flops_per_element: ClassVar[int]
     vectors: ClassVar[int] = 0
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         rows, cols = self.args[0].shape
         return rowwise_work(rows, cols, self.flops_per_element, self.vectors, self.dtype)
 
@@ -365,10 +366,10 @@ class Pool2d(_Micro):
         kernel, stride, padding = POOL_WINDOWS[window]
         self.bind(getattr(F, op), self.randn(1, channels, size, size), kernel, stride, padding)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         x, kernel = self.args[0], self.args[1]
         out = self.run().numel()
-        return Work(flops=float(out * kernel * kernel),
+        return Cost(flops=float(out * kernel * kernel),
                     bytes=float((x.numel() + out) * itemsize(self.dtype)))
 
 
@@ -412,9 +413,9 @@ class Memcpy(_Micro):
         if not torch.equal(self.run().to(self.src.device), self.src):
             raise AssertionError("the destination buffer differs from the source after copy_")
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         size = self.src.numel() * self.src.element_size()
-        return Work(bytes=float(size * (2 if self.src.device == self.dst.device else 1)))
+        return Cost(bytes=float(size * (2 if self.src.device == self.dst.device else 1)))
 
 
 @register
@@ -429,8 +430,8 @@ class LaunchOverhead(_Micro):
         x = self.randn(1)
         self.bind(torch.add, x, x, out=self.empty(1))
 
-    def work(self) -> Work:
-        return Work()
+    def work(self) -> Cost:
+        return Cost()
 
 
 @register
@@ -452,5 +453,5 @@ class ModuleOverhead(_Micro):
         layer, x = self.fn, self.args[0]
         return x.double() @ layer.weight.double().t() + layer.bias.double()
 
-    def work(self) -> Work:
-        return Work()
+    def work(self) -> Cost:
+        return Cost()

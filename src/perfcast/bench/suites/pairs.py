@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from perfcast.bench.benchmark import Benchmark, Work, register
+from perfcast.bench.benchmark import Benchmark, register
 from perfcast.bench.suites._common import (
     assert_outputs_close,
     attention_work,
@@ -19,6 +19,7 @@ from perfcast.bench.suites._common import (
     randn,
     rowwise_work,
 )
+from perfcast.ir.cost import Cost
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,7 @@ class _Attention(_Pair):
         self.causal = causal
         self.q, self.k, self.v = (randn(batch, heads, seq, head_dim, seed=i) for i in range(3))
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         batch, heads, seq, head_dim = self.q.shape
         return attention_work(batch, heads, seq, head_dim, "float32")
 
@@ -98,12 +99,12 @@ class _Mlp(_Pair):
         with torch.inference_mode():
             return self.model(self.x)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         """The two GEMMs; bias adds and GELU are not counted."""
         batch, hidden = self.x.shape
         gemms = (gemm_work(batch, 4 * hidden, hidden, "float32"),
                  gemm_work(batch, hidden, 4 * hidden, "float32"))
-        return Work(flops=sum(g.flops for g in gemms), bytes=sum(g.bytes for g in gemms))
+        return Cost(flops=sum(g.flops for g in gemms), bytes=sum(g.bytes for g in gemms))
 
 
 @register
@@ -146,7 +147,7 @@ class _LayerNorm(_Pair):
         self.x = randn(rows, cols)
         self.weight, self.bias = randn(cols, seed=1), randn(cols, seed=2)
 
-    def work(self) -> Work:
+    def work(self) -> Cost:
         rows, cols = self.x.shape
         return rowwise_work(rows, cols, 7, 2, "float32")
 

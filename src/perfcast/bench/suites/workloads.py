@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from perfcast.bench.benchmark import Benchmark, Work, register
+from perfcast.bench.benchmark import Benchmark, register
 from perfcast.bench.suites._common import (
     assert_outputs_close,
     compile_skip_reason,
     count_flops,
     missing_modules,
 )
+from perfcast.ir.cost import Cost
 
 MODELS = ["mlp", "convmix", "resnet50", "gpt2", "bert"]
 SEQ_LEN = 128  # token ids per sequence for the transformer examples
@@ -59,8 +60,8 @@ class _Workload(Benchmark):
     def teardown(self) -> None:
         vars(self).clear()
 
-    def work(self) -> Work:
-        return Work(flops=float(self.flops))
+    def work(self) -> Cost:
+        return Cost(flops=float(self.flops))
 
     @classmethod
     def skip_reason(cls, **params: Any) -> str | None:
