@@ -34,7 +34,9 @@ def analyze(
         "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
                                  "else 128.")] = None,
     fusion: Annotated[str, typer.Option(
-        "--target", help="Fusion target: eager, compile or perfcast.")] = "eager",
+        "--fusion", "--target",
+        help="Fusion target: eager, compile or perfcast (--target is the old, deprecated "
+             "name of this option; TARGET names the model).")] = "eager",
     top: Annotated[int, typer.Option(min=1, help="Kernels to list in the report.")] = 10,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="Threads PyTorch runs with ('local' hardware only).")] = None,
