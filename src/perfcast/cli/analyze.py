@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from perfcast.cli.errors import fail
+from perfcast.cli.options import BatchOption, SeqLenOption
 from perfcast.cli.store import DbOption, open_store
 
 TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`), zoo:NAME (see "
@@ -27,12 +28,8 @@ def analyze(
     dtype: Annotated[str | None, typer.Option(
         help="Precision of weights and activations (fp32, bf16, fp16...); "
              "default: the model's own.")] = None,
-    batch: Annotated[int | None, typer.Option(
-        min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")
-    ] = None,
-    seq_len: Annotated[int | None, typer.Option(
-        "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
-                                 "else 128.")] = None,
+    batch: BatchOption = None,
+    seq_len: SeqLenOption = None,
     fusion: Annotated[str, typer.Option(
         "--fusion", "--target",
         help="Fusion target: eager, compile or perfcast (--target is the old, deprecated "

@@ -15,6 +15,7 @@ from rich.console import Console
 from perfcast.cli.analyze import TARGETS_HELP, local_setup
 from perfcast.cli.calibrate import parse_duration
 from perfcast.cli.errors import fail
+from perfcast.cli.options import BatchOption, SeqLenOption
 from perfcast.cli.store import DbOption, open_store
 
 PIPE_WIDTH = 170  # columns of the table when stdout is a file or pipe
@@ -31,12 +32,8 @@ def optimize(
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="Threads for PyTorch, ONNX Runtime and the perfcast runtime "
                                  "(default: torch's).")] = None,
-    batch: Annotated[int | None, typer.Option(
-        min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")
-    ] = None,
-    seq_len: Annotated[int | None, typer.Option(
-        "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
-                                 "else 128.")] = None,
+    batch: BatchOption = None,
+    seq_len: SeqLenOption = None,
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="Try only this candidate (repeatable; eager always runs).")] = None,
     skip: Annotated[list[str] | None, typer.Option(

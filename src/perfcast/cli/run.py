@@ -15,12 +15,8 @@ from rich.table import Table
 
 from perfcast.cli.analyze import TARGETS_HELP
 from perfcast.cli.errors import fail
+from perfcast.cli.options import BatchOption, SeqLenOption
 
-BatchOption = Annotated[int | None, typer.Option(
-    min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")]
-SeqOption = Annotated[int | None, typer.Option(
-    "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
-                             "else 128.")]
 ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help="Threads every engine "
                                                                      "uses.")]
 
@@ -32,7 +28,7 @@ def run(
                           "works, else numpy).")] = "auto",
     threads: ThreadsOption = 1,
     batch: BatchOption = None,
-    seq_len: SeqOption = None,
+    seq_len: SeqLenOption = None,
     passes: Annotated[bool, typer.Option(
         "--passes/--no-passes", help="Run the graph passes (fold, simplify, fuse, dce).")]
     = True,
@@ -121,7 +117,7 @@ def compare_engines(
     target: Annotated[str, typer.Argument(help=TARGETS_HELP)],
     threads: ThreadsOption = 1,
     batch: BatchOption = None,
-    seq_len: SeqOption = None,
+    seq_len: SeqLenOption = None,
     engine: Annotated[list[str] | None, typer.Option(
         "--engine", "-e", help="Engines to time (repeatable): perfcast-c, perfcast-numpy, "
                                "eager, compile, onnxruntime. Default: all but "

@@ -1,0 +1,13 @@
+"""Options several subcommands share, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+BatchOption = Annotated[int | None, typer.Option(
+    min=1, help="Batch size of the example inputs; default: a factory's own, else 1.")]
+SeqLenOption = Annotated[int | None, typer.Option(
+    "--seq-len", min=1, help="Sequence length of token inputs; default: a factory's own, "
+                             "else 128.")]
