@@ -89,6 +89,27 @@ def test_every_registered_kind_has_a_category():
         assert isinstance(lookup(kind).category, Category)
 
 
+def test_op_families_answer_once_what_a_kind_does():
+    from perfcast.ir import IDENTITY, Family, in_family, kinds_of
+
+    assert lookup("clone").family is Family.COPY and not lookup("clone").view
+    assert lookup("detach").family is Family.ALIAS and lookup("detach").view
+    assert kinds_of(IDENTITY) == ["alias", "clone", "contiguous", "detach", "lift_fresh_copy"]
+    assert kinds_of(Family.RESHAPE) == ["_unsafe_view", "flatten", "reshape", "unflatten", "view"]
+    assert in_family("new_zeros", Family.CREATION) and in_family("linear", Family.MATRIX)
+    assert in_family("max_pool2d", Family.POOLING) and not in_family("no_such_op", IDENTITY)
+    with pytest.raises(RegistryError, match="need a family"):
+        define("no_family_movement", Category.DATA_MOVEMENT, lambda ins, attrs: [])
+
+
+def test_tensor_arguments_by_schema_name_else_position():
+    named = Node("n", "linear", ("x", "w"), ("y",), {"tensor_args": ["input", "weight"]})
+    fused = Node("f", "gemm", ("a", "b", "c"), ("y",))
+    assert named.tensor_arg("weight", 1) == "w" and named.tensor_arg("bias", 2) is None
+    assert named.arg_names == ["input", "weight"] and fused.arg_names is None
+    assert fused.tensor_arg("bias", 2) == "c" and fused.tensor_arg("extra", 3) is None
+
+
 def test_unknown_dtype_is_a_clear_error():
     assert canonical("bf16") == "bfloat16"
     with pytest.raises(DTypeError, match=r"unknown dtype 'fp12'.*allowed"):

@@ -414,7 +414,7 @@ def test_bad_inputs_fail_clearly():
 
 
 def test_gelu_reference_matches_erf_definition():
-    from perfcast.runtime.interpret_ops import gelu
+    from perfcast.runtime.reference import gelu
 
     x = np.linspace(-6, 6, 101, dtype=np.float32)
     exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.tolist()])

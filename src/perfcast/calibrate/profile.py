@@ -35,10 +35,12 @@ from perfcast.calibrate.shape_model import (
     point_shape,
     streams,
 )
+from perfcast.ir import MATRIX_CATEGORIES, Category
 from perfcast.ir.dtypes import canonical
 
 PROFILE_SCHEMA = 3
-COMPUTE_CATEGORIES = ("gemm", "conv", "attention")
+# "gemm", "conv", "attention" (declaration order)
+COMPUTE_CATEGORIES = tuple(str(c) for c in Category if c in MATRIX_CATEGORIES)
 MEMORY_CATEGORIES = ("elementwise", "reduction", "norm", "data_movement", "embedding")
 OVERHEAD = "overhead"  # dispatch of one op called directly: subtracted before fitting
 LAYER_OVERHEAD = "layer_overhead"  # one eager layer (module call + op): charged per kernel

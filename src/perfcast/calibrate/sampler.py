@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-COMPUTE_CATEGORIES = frozenset({"gemm", "conv", "attention"})
+from perfcast.ir import MATRIX_CATEGORIES
+
+COMPUTE_CATEGORIES = frozenset(str(c) for c in MATRIX_CATEGORIES)  # category names
 INITIAL_POINTS = 4
 # Elementwise ops timed for a per-element cost of their own (the others stream at the
 # bandwidth ``add`` measures); names as in the micro suite and the IR.

@@ -3,24 +3,30 @@
 from perfcast.ir import ops as _ops  # noqa: F401  (fills the registry)
 from perfcast.ir.cost import Cost
 from perfcast.ir.dtypes import DTypeError, canonical, itemsize
-from perfcast.ir.graph import Graph, GraphError, Node
+from perfcast.ir.graph import Graph, GraphError, Node, schema_arg
 from perfcast.ir.registry import (
+    IDENTITY,
     MATRIX_CATEGORIES,
     Category,
+    Family,
     OpDef,
     RegistryError,
     UnknownOpError,
     define,
+    in_family,
+    kinds_of,
     lookup,
 )
 from perfcast.ir.tensor import Dim, Shape, Tensor, numel
 
 __all__ = [
+    "IDENTITY",
     "MATRIX_CATEGORIES",
     "Category",
     "Cost",
     "DTypeError",
     "Dim",
+    "Family",
     "Graph",
     "GraphError",
     "Node",
@@ -31,7 +37,10 @@ __all__ = [
     "UnknownOpError",
     "canonical",
     "define",
+    "in_family",
     "itemsize",
+    "kinds_of",
     "lookup",
     "numel",
+    "schema_arg",
 ]

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from perfcast.ir.cost import Cost
 from perfcast.ir.registry import Category, io_bytes, is_known, lookup
 from perfcast.ir.tensor import Tensor
 
+_T = TypeVar("_T")
+
 
 class GraphError(ValueError):
     """The graph is malformed; the message names the node and tensor at fault."""
+
+
+def arg_names(attrs: Mapping[str, object]) -> list[str] | None:
+    """The ATen schema name of each tensor input, where the frontend recorded them."""
+    names = attrs.get("tensor_args")
+    return list(names) if isinstance(names, list | tuple) else None
+
+
+def schema_arg(items: Sequence[_T], attrs: Mapping[str, object], name: str,
+               pos: int) -> _T | None:
+    """The item (input name, tensor or value) for tensor argument ``name``: by the
+    recorded schema names, else the ``pos``-th (kinds made by passes are positional)."""
+    names = arg_names(attrs)
+    if names is not None:
+        return items[names.index(name)] if name in names else None
+    return items[pos] if pos < len(items) else None
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,14 @@ class Node:
 
     def with_inputs(self, inputs: Iterable[str]) -> Node:
         return replace(self, inputs=tuple(inputs))
+
+    @property
+    def arg_names(self) -> list[str] | None:
+        return arg_names(self.attrs)
+
+    def tensor_arg(self, name: str, pos: int) -> str | None:
+        """The input tensor for schema argument ``name`` (``pos`` if positional), or None."""
+        return schema_arg(self.inputs, self.attrs, name, pos)
 
 
 @dataclass

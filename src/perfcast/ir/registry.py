@@ -1,4 +1,4 @@
-"""The op registry: for each op kind, its output types, FLOPs, bytes and category.
+"""The op registry: for each op kind, its output types, FLOPs, bytes, category and family.
 
 Every op kind is defined exactly once with :func:`define`. Formulas take the op's
 input tensors, output tensors and attributes and return a count; dimensions may be
@@ -30,6 +30,34 @@ class Category(StrEnum):
 MATRIX_CATEGORIES = frozenset({Category.GEMM, Category.CONV, Category.ATTENTION})
 
 
+class Family(StrEnum):
+    """What an op does with its data: the question passes and the runtime ask of a kind."""
+
+    ALIAS = "alias"  # its input itself (alias, detach): no kernel
+    RESHAPE = "reshape"  # the same elements in the same order, reshaped: no kernel
+    VIEW = "view"  # a strided view of its input (permute, slice, expand...): no kernel
+    COPY = "copy"  # its input's values in a new buffer (clone, contiguous): a kernel in eager
+    MOVEMENT = "movement"  # other rearrangements (cat, pad, repeat, flip, resample...)
+    INDEX = "index"  # reads or writes at index tensors (gather, scatter, embedding...)
+    CREATION = "creation"  # a new tensor; its inputs' values do not matter (zeros_like...)
+    ELEMENTWISE = "elementwise"
+    MATRIX = "matrix"
+    REDUCTION = "reduction"
+    POOLING = "pooling"
+    NORM = "norm"
+    COLLECTIVE = "collective"
+
+
+# Families whose op launches no kernel and moves no bytes.
+NO_KERNEL = frozenset({Family.ALIAS, Family.RESHAPE, Family.VIEW})
+# Families whose result has the values of the op's first input.
+IDENTITY = frozenset({Family.ALIAS, Family.COPY})
+_DEFAULT_FAMILY = {**dict.fromkeys(MATRIX_CATEGORIES, Family.MATRIX),
+                   Category.ELEMENTWISE: Family.ELEMENTWISE,
+                   Category.REDUCTION: Family.REDUCTION, Category.NORM: Family.NORM,
+                   Category.EMBEDDING: Family.INDEX, Category.COLLECTIVE: Family.COLLECTIVE}
+
+
 Inputs = Sequence[Tensor]
 Attrs = Mapping[str, object]
 InferFn = Callable[[Inputs, Attrs], list[tuple[Shape, str]]]
@@ -51,14 +79,19 @@ def no_flops(inputs: Inputs, outputs: Sequence[Tensor], attrs: Attrs) -> Dim:
 
 @dataclass(frozen=True)
 class OpDef:
-    """How to cost one op kind. ``view`` ops alias their input: no kernel, no bytes."""
+    """How to cost one op kind, and its family."""
 
     kind: str
     category: Category
+    family: Family
     infer: InferFn
     flops: CountFn = no_flops
     bytes: CountFn = io_bytes
-    view: bool = False
+
+    @property
+    def view(self) -> bool:
+        """A view of its input (:data:`NO_KERNEL` families): no kernel, no bytes."""
+        return self.family in NO_KERNEL
 
 
 class RegistryError(ValueError):
@@ -79,13 +112,19 @@ def define(
     flops: CountFn = no_flops,
     bytes: CountFn = io_bytes,
     *,
-    view: bool = False,
+    family: Family | None = None,
 ) -> None:
-    """Register one formula set for one or more op kinds; a kind is defined once."""
+    """Register one formula set for one or more op kinds; a kind is defined once.
+
+    ``family`` defaults to the one the category implies; data movement must name it.
+    """
+    family = family or _DEFAULT_FAMILY.get(category)
+    if family is None:
+        raise RegistryError(f"op kinds {kinds!r} of category {category} need a family")
     for kind in [kinds] if isinstance(kinds, str) else list(kinds):
         if kind in _REGISTRY:
             raise RegistryError(f"op kind {kind!r} is already defined")
-        _REGISTRY[kind] = OpDef(kind, category, infer, flops, bytes, view)
+        _REGISTRY[kind] = OpDef(kind, category, family, infer, flops, bytes)
 
 
 def lookup(kind: str) -> OpDef:
@@ -98,6 +137,18 @@ def lookup(kind: str) -> OpDef:
 
 def is_known(kind: str) -> bool:
     return kind in _REGISTRY
+
+
+def in_family(kind: str, families: Family | Iterable[Family]) -> bool:
+    """Whether ``kind`` is known and of ``families`` (one family or several)."""
+    op = _REGISTRY.get(kind)
+    wanted = {families} if isinstance(families, Family) else set(families)
+    return op is not None and op.family in wanted
+
+
+def kinds_of(families: Family | Iterable[Family]) -> list[str]:
+    """The known kinds of ``families``, sorted."""
+    return [k for k in known_kinds() if in_family(k, families)]
 
 
 def known_kinds() -> list[str]:

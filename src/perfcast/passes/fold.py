@@ -1,7 +1,7 @@
 """Constant folding: nodes whose inputs are all constants become constants.
 
-Shape-only ops (``new_ones``, ``zeros_like``...) fold even when their input is not
-constant: only its (static) shape matters. The values come from an ``evaluate``
+Creation ops (family ``creation``: ``new_ones``, ``zeros_like``...) fold even when their
+input is not constant: only its (static) shape matters. The values come from an ``evaluate``
 callback (the runtime's interpreter), so ``passes`` does not import ``runtime``; without
 one (the estimator's graphs have no weights) the same nodes become constants whose
 values are unknown, so the graph's structure is the runtime's all the same.
@@ -17,13 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfcast.ir import Graph, Node, Tensor
+from perfcast.ir import Family, Graph, Node, Tensor, in_family
 from perfcast.passes.rewrite import Work
 
 Evaluate = Callable[[Node, Graph, Sequence[np.ndarray]], list[np.ndarray]]
 
-SHAPE_ONLY = frozenset({"new_ones", "new_zeros", "new_full", "zeros_like", "ones_like",
-                        "full_like"})
 # Kinds whose result is not a function of their inputs (random, uninitialized).
 NEVER_FOLD = frozenset({"new_empty", "empty_like", "empty", "dropout", "native_dropout",
                         "bernoulli", "rand", "randn", "rand_like", "randn_like", "randint",
@@ -61,7 +59,7 @@ def _inputs(work: Work, node: Node) -> list[np.ndarray] | None:
     """Input values when ``node`` can fold, else None."""
     if node.kind in NEVER_FOLD or not node.outputs:
         return None
-    if node.kind in SHAPE_ONLY:
+    if in_family(node.kind, Family.CREATION):
         return [np.zeros(work.shape(i), _np_dtype(work.tensors[i].dtype))
                 if work.value(i) is None else work.value(i) for i in node.inputs]
     values = [work.value(i) for i in node.inputs]
@@ -72,14 +70,14 @@ def _symbolic(work: Work, node: Node) -> list | None:
     """An empty list when ``node`` would fold (its inputs' values do not matter), else None."""
     if node.kind in NEVER_FOLD or not node.outputs:
         return None
-    if node.kind in SHAPE_ONLY or all(work.tensors[i].const for i in node.inputs):
+    if in_family(node.kind, Family.CREATION) or all(work.tensors[i].const for i in node.inputs):
         return []
     return None
 
 
 def _small_enough(work: Work, node: Node, max_bytes: int) -> bool:
     out = sum(float(work.tensors[o].nbytes) for o in node.outputs)
-    if node.kind in SHAPE_ONLY:
+    if in_family(node.kind, Family.CREATION):
         return out <= max_bytes
     return out <= max(max_bytes, sum(float(work.tensors[i].nbytes) for i in node.inputs))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfcast.ir import Graph, Node
+from perfcast.ir import Family, Graph, Node, in_family
 from perfcast.ir.ops._util import broadcast
 from perfcast.passes.fuse_attention import fuse_attention, fuse_sdpa
 from perfcast.passes.fuse_patterns import (
@@ -28,7 +28,7 @@ from perfcast.passes.fuse_patterns import (
     fuse_swiglu,
 )
 from perfcast.passes.gemm import gemm_flags, gemm_node, plain_gemm, to_gemm
-from perfcast.passes.rewrite import RESHAPES, Work
+from perfcast.passes.rewrite import Work
 
 RuleResult = str | tuple[str, ...] | None
 Rule = Callable[[Work, Node], RuleResult]
@@ -56,7 +56,7 @@ def _gemm_source(work: Work, t: str) -> tuple[Node, list[Node]] | None:
         if node.kind == "gemm":
             return node, views[::-1]
         src = node.inputs[0] if node.inputs else None
-        if node.kind not in RESHAPES or src is None or \
+        if not in_family(node.kind, Family.RESHAPE) or src is None or \
                 work.tensors[src].shape[-1:] != work.tensors[t].shape[-1:]:
             return None
         views.append(node)

@@ -18,35 +18,29 @@ import math
 
 import numpy as np
 
-from perfcast.ir import Node, Tensor
+from perfcast.ir import Family, Node, Tensor, in_family
 from perfcast.ir.ops._util import broadcast
+from perfcast.ir.ops.attention import causal_keep
 from perfcast.passes.gemm import gemm_flags
 from perfcast.passes.rewrite import (
-    RESHAPES,
     Work,
     exclusive,
     operand,
     scalar_binary,
     scalar_of,
     swaps_last_two,
-    tensor_input,
 )
 
 SDPA = "scaled_dot_product_attention"
 MASKED = -1e30  # mask fill / additive values at or below this act as minus infinity
 
 
-def causal_keep(s: int, t: int) -> np.ndarray:
-    """Bool [s, t]: query i sees key j when ``j <= i + t - s``."""
-    return np.arange(t)[None, :] <= np.arange(s)[:, None] + (t - s)
-
-
 # -- canonical SDPA -------------------------------------------------------------------
 def fuse_sdpa(work: Work, node: Node) -> tuple[str, ...] | None:
     if node.kind != SDPA or float(node.attrs.get("dropout_p", 0.0) or 0.0) != 0.0:
         return None
-    q, k, v = (tensor_input(node, n, p) for p, n in enumerate(("query", "key", "value")))
-    mask = tensor_input(node, "attn_mask", 3)
+    q, k, v = (node.tensor_arg(n, p) for p, n in enumerate(("query", "key", "value")))
+    mask = node.tensor_arg("attn_mask", 3)
     if q is None or k is None or v is None or work.tensors[q].rank != 4:
         return None
     qt = work.tensors[q]
@@ -55,7 +49,7 @@ def fuse_sdpa(work: Work, node: Node) -> tuple[str, ...] | None:
     causal = bool(node.attrs.get("is_causal", False))
     done: list[str] = []
     s, t = qt.shape[-2], work.tensors[k].shape[-2]
-    if causal and s != t and "tensor_args" in node.attrs:  # torch aligns top-left
+    if causal and s != t and node.arg_names is not None:  # torch aligns top-left
         if mask is not None:
             return None
         mask, causal = work.add_const(f"{node.name}.causal", np.tri(s, t, dtype=bool)), False
@@ -92,7 +86,7 @@ def _ungroup(work: Work, t: str, interior: list[Node]) -> tuple[str, int] | None
             return None
         interior.append(node)
         return node.inputs[0], reps
-    if node.kind not in RESHAPES:
+    if not in_family(node.kind, Family.RESHAPE):
         return None
     e = work.producer(node.inputs[0])
     u = work.producer(e.inputs[0]) if e is not None and e.kind == "expand" else None
@@ -214,12 +208,12 @@ def _mask_step(work: Work, n: Node) -> tuple[tuple[str, str], str] | None:
     """``((mask kind, mask tensor), scores)`` when ``n`` applies a mask to the scores."""
     if n.kind == "masked_fill":
         fill = scalar_of(work, operand(n, "value", 2))
-        m, x = tensor_input(n, "mask", 1), tensor_input(n, "self", 0)
+        m, x = n.tensor_arg("mask", 1), n.tensor_arg("self", 0)
         if fill is not None and fill <= MASKED and m is not None and x is not None:
             return ("drop", m), x
     if n.kind == "where":
         fill = scalar_of(work, operand(n, "other", 2))
-        c, x = tensor_input(n, "condition", 0), tensor_input(n, "self", 1)
+        c, x = n.tensor_arg("condition", 0), n.tensor_arg("self", 1)
         same = x is not None and work.tensors[x].shape == work.tensors[n.outputs[0]].shape
         if fill is not None and fill <= MASKED and c is not None and same:
             return ("keep", c), x

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from perfcast.ir import Node
-from perfcast.passes.rewrite import Work, tensor_input
+from perfcast.passes.rewrite import Work
 
 MATMULS = frozenset({"linear", "mm", "addmm", "bmm", "baddbmm", "matmul"})
 
@@ -51,8 +51,8 @@ def as_gemm(work: Work, node: Node) -> Node | None:
     trans_b, c = False, None
     alpha, beta = float(node.attrs.get("alpha", 1)), float(node.attrs.get("beta", 1))
     if kind == "linear":
-        a, b = tensor_input(node, "input", 0), tensor_input(node, "weight", 1)
-        c, trans_b = tensor_input(node, "bias", 2), True
+        a, b = node.tensor_arg("input", 0), node.tensor_arg("weight", 1)
+        c, trans_b = node.tensor_arg("bias", 2), True
         if b is None or work.tensors[b].rank != 2:
             return None
     elif kind in ("addmm", "baddbmm"):

@@ -21,8 +21,6 @@ _BMM_KINDS = frozenset({"bmm", "baddbmm"})
 # Windowed pooling kinds -> the name their per-element cost is calibrated under.
 POOL_KINDS = {"max_pool2d": "max_pool2d", "max_pool2d_with_indices": "max_pool2d",
               "avg_pool2d": "avg_pool2d"}
-_CONV_KINDS = frozenset({"convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                         "conv_transpose2d", "conv_transpose3d"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
         return MatrixShape(a.shape[0], a.shape[1], b.shape[2], a.shape[2])
     if kind == "matmul" or kind == "gemm":
         return _matmul_shape(graph, node, trans_b=bool(node.attrs.get("trans_b", False)))
-    if kind in _CONV_KINDS:
+    if graph.category(node) is Category.CONV:
         return _conv_shape(graph, node)
     return None
 

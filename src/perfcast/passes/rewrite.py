@@ -13,13 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from perfcast.ir import Graph, Node, Tensor
-
-# Kinds that return their input unchanged (the frontend turns same-dtype casts and
-# eval-mode dropout into ``alias``).
-ALIASES = frozenset({"alias", "detach", "clone", "contiguous", "lift_fresh_copy"})
-# Reshape-like views: same elements in the same order.
-RESHAPES = frozenset({"view", "reshape", "_unsafe_view", "flatten", "unflatten"})
+from perfcast.ir import IDENTITY, Graph, Node, Tensor, in_family
 
 Operand = tuple[str, object]  # ("t", tensor name) or ("s", Python scalar)
 
@@ -84,10 +78,11 @@ class Work:
         return self.consts.get(tensor) if self.tensors[tensor].const else None
 
     def resolve(self, tensor: str, through: Iterable[Node] | None = None) -> str:
-        """``tensor`` with alias nodes skipped (appending them to ``through``)."""
+        """``tensor`` with identity nodes (:data:`perfcast.ir.IDENTITY`) skipped
+        (appending them to ``through``)."""
         while True:
             node = self.producer(tensor)
-            if node is None or node.kind not in ALIASES or not node.inputs:
+            if node is None or not in_family(node.kind, IDENTITY) or not node.inputs:
                 return tensor
             if isinstance(through, list):
                 through.append(node)
@@ -159,17 +154,9 @@ class Work:
 
 
 # -- operands -------------------------------------------------------------------------
-def tensor_input(node: Node, name: str, pos: int) -> str | None:
-    """The tensor input of ``node`` for schema argument ``name`` (``pos`` if positional)."""
-    names = node.attrs.get("tensor_args")
-    if isinstance(names, list | tuple):
-        return node.inputs[list(names).index(name)] if name in names else None
-    return node.inputs[pos] if pos < len(node.inputs) else None
-
-
 def operand(node: Node, name: str, pos: int) -> Operand | None:
     """A tensor input as ``("t", name)``, or a scalar argument as ``("s", value)``."""
-    t = tensor_input(node, name, pos)
+    t = node.tensor_arg(name, pos)
     if t is not None:
         return ("t", t)
     value = node.attrs.get(name)

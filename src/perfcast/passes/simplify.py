@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from perfcast.ir import Graph, Node
+from perfcast.ir import IDENTITY, Family, Graph, Node, in_family
 from perfcast.passes.gemm import gemm_flags, gemm_node, to_gemm
-from perfcast.passes.rewrite import ALIASES, RESHAPES, Work, scalar_binary, swaps_last_two
+from perfcast.passes.rewrite import Work, scalar_binary, swaps_last_two
 
 Rule = Callable[[Work, Node], str | None]
 
@@ -53,9 +53,10 @@ def _identity_source(work: Work, node: Node) -> str | None:
     src, out = work.tensors[node.inputs[0]], work.tensors[node.outputs[0]]
     if src.shape != out.shape or src.dtype != out.dtype:
         return None
-    if node.kind in ALIASES or (node.kind == "cast" and len(node.inputs) == 1):
+    if in_family(node.kind, IDENTITY) or (node.kind == "cast" and len(node.inputs) == 1):
         return src.name
-    if node.kind in RESHAPES | {"expand", "squeeze"} and len(node.inputs) == 1:
+    if (in_family(node.kind, Family.RESHAPE) or node.kind in ("expand", "squeeze")) \
+            and len(node.inputs) == 1:
         return src.name
     if node.kind in ("permute", "transpose") and _identity_permutation(node, src.rank):
         return src.name
@@ -80,7 +81,9 @@ def _drop_identity(work: Work, node: Node) -> str | None:
     if src is None or out in work.outputs:
         return None
     work.replace(node, [], renames={out: src})
-    return "alias" if node.kind in ALIASES or node.kind == "cast" else f"identity_{node.kind}"
+    if in_family(node.kind, IDENTITY) or node.kind == "cast":
+        return "alias"
+    return f"identity_{node.kind}"
 
 
 # -- GEMM flags -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,18 @@ def _need_contiguous(step: Step, buf: Buf) -> None:
                          f"{buf.strides} for shape {buf.shape}")
 
 
+CallRule = Callable[[Step, list[Buf], Buf, Mapping[str, str]], Call]
+CALLS: dict[str, CallRule] = {}  # step kind -> how its C kernel is called
+
+
+def _calls(kind: str) -> Callable[[CallRule], CallRule]:
+    def register(fn: CallRule) -> CallRule:
+        CALLS[kind] = fn
+        return fn
+
+    return register
+
+
 def step_call(step: Step, bufs: Mapping[str, Buf],
               packed: Mapping[str, str] | None = None) -> Call:
     """The kernel call that executes ``step`` (arguments still symbolic: see Call).
@@ -186,113 +198,169 @@ def step_call(step: Step, bufs: Mapping[str, Buf],
     ``packed`` maps a gemm step's output name to the buffer holding its b pre-packed
     (see :func:`plan_prepack`); such a step calls ``pc_gemm_packed``.
     """
+    rule = CALLS.get(step.kind)
+    if rule is None:
+        raise ValueError(f"no C kernel for step kind {step.kind!r}")
+    return rule(step, [bufs[n] for n in step.inputs], bufs[step.outputs[0]], packed or {})
+
+
+@_calls("gemm")
+def _gemm(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a, o = step.attrs, Ptr(out.name)
+    c_mode = str(a.get("c_mode", "none"))
+    c = Ptr(ins[2].name) if len(ins) > 2 and c_mode != "none" else None
+    k = int(a["k"])
+    for buf in ins[:1] + (ins[2:3] if c_mode == "full" else []):
+        if not _rows_ok(buf, buf.shape[-1] if buf.shape else 1):
+            raise ValueError(f"gemm: {buf.name} needs packed rows, strides {buf.strides}")
+    if out.name in packed:
+        return Call("pc_gemm_packed", (Ptr(ins[0].name), Ptr(packed[out.name]), c, o,
+                                       int(a["batch"]), int(a["m"]), int(a["n"]), k,
+                                       float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
+                                       ACT[str(a.get("act", "none"))],
+                                       int(a.get("a_batch_stride", 0)), C_MODE[c_mode]))
+    return Call("pc_gemm", (Ptr(ins[0].name), Ptr(ins[1].name), c, o, int(a["batch"]),
+                            int(a["m"]), int(a["n"]), k, int(bool(a["trans_b"])),
+                            float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
+                            ACT[str(a.get("act", "none"))], int(a.get("a_batch_stride", 0)),
+                            int(a.get("b_batch_stride", 0)), C_MODE[c_mode]))
+
+
+@_calls("binary")
+def _binary(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
     a = step.attrs
-    ins = [bufs[n] for n in step.inputs]
-    out = bufs[step.outputs[0]]
-    o = Ptr(out.name)
-    kind = step.kind
-    if kind == "gemm":
-        c_mode = str(a.get("c_mode", "none"))
-        c = Ptr(ins[2].name) if len(ins) > 2 and c_mode != "none" else None
-        k = int(a["k"])
-        for buf in ins[:1] + (ins[2:3] if c_mode == "full" else []):
-            if not _rows_ok(buf, buf.shape[-1] if buf.shape else 1):
-                raise ValueError(f"gemm: {buf.name} needs packed rows, strides {buf.strides}")
-        if packed and out.name in packed:
-            return Call("pc_gemm_packed", (Ptr(ins[0].name), Ptr(packed[out.name]), c, o,
-                                           int(a["batch"]), int(a["m"]), int(a["n"]), k,
-                                           float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
-                                           ACT[str(a.get("act", "none"))],
-                                           int(a.get("a_batch_stride", 0)), C_MODE[c_mode]))
-        return Call("pc_gemm", (Ptr(ins[0].name), Ptr(ins[1].name), c, o, int(a["batch"]),
-                                int(a["m"]), int(a["n"]), k, int(bool(a["trans_b"])),
-                                float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)),
-                                ACT[str(a.get("act", "none"))], int(a.get("a_batch_stride", 0)),
-                                int(a.get("b_batch_stride", 0)), C_MODE[c_mode]))
-    if kind == "binary":
-        x, y = ins
-        dt_in = x.dtype
-        if x.dtype != y.dtype:
-            raise ValueError(f"binary {a['op']}: mixed dtypes {x.dtype}/{y.dtype}")
-        return Call("pc_binary", (BINARY_OPS[str(a["op"])], DTYPE[dt_in], DTYPE[out.dtype],
-                                  int(a["rank"]), _int_tuple(a["shape"]), Ptr(x.name),
-                                  _int_tuple(a["a_strides"]), Ptr(y.name),
-                                  _int_tuple(a["b_strides"]), o))
-    if kind == "scalar":
-        _need_contiguous(step, ins[0])
-        return Call("pc_scalar", (SCALAR_OPS[str(a["op"])], DTYPE[ins[0].dtype], Ptr(ins[0].name),
-                                  float(a["value"]), o, out.numel))
-    if kind == "unary":
-        _need_contiguous(step, ins[0])
-        return Call("pc_unary", (UNARY_OPS[str(a["op"])], DTYPE[ins[0].dtype], Ptr(ins[0].name),
-                                 o, out.numel))
-    if kind == "swiglu":
-        for buf in ins:
-            _need_contiguous(step, buf)
-        return Call("pc_swiglu", (Ptr(ins[0].name), Ptr(ins[1].name), o, int(a["n"])))
-    if kind == "where":
-        cond, x, y = ins
-        strides = a.get("strides")
-        cs, xs, ys = (strides if strides is not None else
-                      (a["cond_strides"], a["a_strides"], a["b_strides"]))
-        return Call("pc_where", (NP_DTYPE[out.dtype].itemsize, int(a["rank"]),
-                                 _int_tuple(a["shape"]), Ptr(cond.name), _int_tuple(cs),
-                                 Ptr(x.name), _int_tuple(xs), Ptr(y.name), _int_tuple(ys), o))
-    if kind == "copy":
-        x = ins[0]
-        out_strides = a.get("out_strides")
-        return Call("pc_copy", (NP_DTYPE[x.dtype].itemsize, int(a["rank"]),
-                                _int_tuple(a["shape"]), Ptr(x.name), _int_tuple(a["strides"]),
-                                Ptr(out.name, int(a.get("out_offset_elems", 0))),
-                                None if out_strides is None else _int_tuple(out_strides)))
-    if kind == "cast":
-        _need_contiguous(step, ins[0])
-        return Call("pc_cast", (DTYPE[ins[0].dtype], DTYPE[str(a["to"])], Ptr(ins[0].name), o,
-                                out.numel))
-    if kind == "softmax":
-        _need_contiguous(step, ins[0])
-        return Call("pc_softmax", (Ptr(ins[0].name), o, int(a["rows"]), int(a["cols"])))
-    if kind == "layer_norm":
-        _need_contiguous(step, ins[0])
-        w = Ptr(ins[1].name) if len(ins) > 1 else None
-        b = Ptr(ins[2].name) if len(ins) > 2 else None
-        return Call("pc_layer_norm", (Ptr(ins[0].name), w, b, o, int(a["rows"]),
-                                      int(a["cols"]), float(a["eps"])))
-    if kind == "rms_norm":
-        _need_contiguous(step, ins[0])
-        w = Ptr(ins[1].name) if len(ins) > 1 else None
-        return Call("pc_rms_norm", (Ptr(ins[0].name), w, o, int(a["rows"]), int(a["cols"]),
-                                    float(a["eps"])))
-    if kind == "reduce":
-        _need_contiguous(step, ins[0])
-        return Call("pc_reduce", (REDUCE_OPS[str(a["op"])], Ptr(ins[0].name), o, int(a["outer"]),
-                                  int(a["inner_len"]), int(a["inner"])))
-    if kind == "embedding":
-        table, idx = ins
-        _need_contiguous(step, table)
-        _need_contiguous(step, idx)
-        return Call("pc_embedding", (Ptr(table.name), Ptr(idx.name), o, int(a["n"]),
-                                     int(a["dim"]), int(table.shape[0])))
-    if kind == "attention":
-        q, k, v = ins[:3]
-        mask_kind = str(a.get("mask_kind", "none"))
-        mask = Ptr(ins[3].name) if len(ins) > 3 and mask_kind != "none" else None
-        ms = _int_tuple(a["mask_strides"]) if mask is not None else None
-        return Call("pc_attention", (Ptr(q.name), Ptr(k.name), Ptr(v.name), mask, o,
-                                     int(a["b"]), int(a["hq"]), int(a["hkv"]), int(a["s"]),
-                                     int(a["t"]), int(a["d"]), float(a["scale"]),
-                                     int(bool(a["causal"])), MASK_KIND[mask_kind], ms,
-                                     _strides4(q, a.get("q_strides")),
-                                     _strides4(k, a.get("k_strides")),
-                                     _strides4(v, a.get("v_strides")),
-                                     _strides4(out, a.get("out_strides"))))
-    if kind == "rope":
-        x, cos, sin = ins
-        for buf in ins:
-            _need_contiguous(step, buf)
-        return Call("pc_rope", (Ptr(x.name), Ptr(cos.name), Ptr(sin.name), o, int(a["rows"]),
-                                int(a["d"]), int(a["cs_rows"])))
-    raise ValueError(f"no C kernel for step kind {kind!r}")
+    x, y = ins
+    if x.dtype != y.dtype:
+        raise ValueError(f"binary {a['op']}: mixed dtypes {x.dtype}/{y.dtype}")
+    return Call("pc_binary", (BINARY_OPS[str(a["op"])], DTYPE[x.dtype], DTYPE[out.dtype],
+                              int(a["rank"]), _int_tuple(a["shape"]), Ptr(x.name),
+                              _int_tuple(a["a_strides"]), Ptr(y.name),
+                              _int_tuple(a["b_strides"]), Ptr(out.name)))
+
+
+@_calls("scalar")
+def _scalar(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    _need_contiguous(step, ins[0])
+    return Call("pc_scalar", (SCALAR_OPS[str(step.attrs["op"])], DTYPE[ins[0].dtype],
+                              Ptr(ins[0].name), float(step.attrs["value"]), Ptr(out.name),
+                              out.numel))
+
+
+@_calls("unary")
+def _unary(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    _need_contiguous(step, ins[0])
+    return Call("pc_unary", (UNARY_OPS[str(step.attrs["op"])], DTYPE[ins[0].dtype],
+                             Ptr(ins[0].name), Ptr(out.name), out.numel))
+
+
+@_calls("swiglu")
+def _swiglu(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    for buf in ins:
+        _need_contiguous(step, buf)
+    return Call("pc_swiglu", (Ptr(ins[0].name), Ptr(ins[1].name), Ptr(out.name),
+                              int(step.attrs["n"])))
+
+
+@_calls("where")
+def _where(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    cond, x, y = ins
+    strides = a.get("strides")
+    cs, xs, ys = (strides if strides is not None else
+                  (a["cond_strides"], a["a_strides"], a["b_strides"]))
+    return Call("pc_where", (NP_DTYPE[out.dtype].itemsize, int(a["rank"]),
+                             _int_tuple(a["shape"]), Ptr(cond.name), _int_tuple(cs),
+                             Ptr(x.name), _int_tuple(xs), Ptr(y.name), _int_tuple(ys),
+                             Ptr(out.name)))
+
+
+@_calls("copy")
+def _copy(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    x = ins[0]
+    out_strides = a.get("out_strides")
+    return Call("pc_copy", (NP_DTYPE[x.dtype].itemsize, int(a["rank"]),
+                            _int_tuple(a["shape"]), Ptr(x.name), _int_tuple(a["strides"]),
+                            Ptr(out.name, int(a.get("out_offset_elems", 0))),
+                            None if out_strides is None else _int_tuple(out_strides)))
+
+
+@_calls("cast")
+def _cast(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    _need_contiguous(step, ins[0])
+    return Call("pc_cast", (DTYPE[ins[0].dtype], DTYPE[str(step.attrs["to"])],
+                            Ptr(ins[0].name), Ptr(out.name), out.numel))
+
+
+@_calls("softmax")
+def _softmax(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    _need_contiguous(step, ins[0])
+    return Call("pc_softmax", (Ptr(ins[0].name), Ptr(out.name), int(step.attrs["rows"]),
+                               int(step.attrs["cols"])))
+
+
+@_calls("layer_norm")
+def _layer_norm(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    _need_contiguous(step, ins[0])
+    w = Ptr(ins[1].name) if len(ins) > 1 else None
+    b = Ptr(ins[2].name) if len(ins) > 2 else None
+    return Call("pc_layer_norm", (Ptr(ins[0].name), w, b, Ptr(out.name), int(a["rows"]),
+                                  int(a["cols"]), float(a["eps"])))
+
+
+@_calls("rms_norm")
+def _rms_norm(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    _need_contiguous(step, ins[0])
+    w = Ptr(ins[1].name) if len(ins) > 1 else None
+    return Call("pc_rms_norm", (Ptr(ins[0].name), w, Ptr(out.name), int(a["rows"]),
+                                int(a["cols"]), float(a["eps"])))
+
+
+@_calls("reduce")
+def _reduce(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    _need_contiguous(step, ins[0])
+    return Call("pc_reduce", (REDUCE_OPS[str(a["op"])], Ptr(ins[0].name), Ptr(out.name),
+                              int(a["outer"]), int(a["inner_len"]), int(a["inner"])))
+
+
+@_calls("embedding")
+def _embedding(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    table, idx = ins
+    _need_contiguous(step, table)
+    _need_contiguous(step, idx)
+    return Call("pc_embedding", (Ptr(table.name), Ptr(idx.name), Ptr(out.name),
+                                 int(step.attrs["n"]), int(step.attrs["dim"]),
+                                 int(table.shape[0])))
+
+
+@_calls("attention")
+def _attention(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    q, k, v = ins[:3]
+    mask_kind = str(a.get("mask_kind", "none"))
+    mask = Ptr(ins[3].name) if len(ins) > 3 and mask_kind != "none" else None
+    ms = _int_tuple(a["mask_strides"]) if mask is not None else None
+    return Call("pc_attention", (Ptr(q.name), Ptr(k.name), Ptr(v.name), mask, Ptr(out.name),
+                                 int(a["b"]), int(a["hq"]), int(a["hkv"]), int(a["s"]),
+                                 int(a["t"]), int(a["d"]), float(a["scale"]),
+                                 int(bool(a["causal"])), MASK_KIND[mask_kind], ms,
+                                 _strides4(q, a.get("q_strides")),
+                                 _strides4(k, a.get("k_strides")),
+                                 _strides4(v, a.get("v_strides")),
+                                 _strides4(out, a.get("out_strides"))))
+
+
+@_calls("rope")
+def _rope(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    x, cos, sin = ins
+    for buf in ins:
+        _need_contiguous(step, buf)
+    return Call("pc_rope", (Ptr(x.name), Ptr(cos.name), Ptr(sin.name), Ptr(out.name),
+                            int(step.attrs["rows"]), int(step.attrs["d"]),
+                            int(step.attrs["cs_rows"])))
 
 
 def _strides4(buf: Buf, given: Sequence[int] | None) -> tuple[int, ...] | None:

@@ -14,14 +14,15 @@ import numpy as np
 
 from perfcast.ir import Graph, Node
 from perfcast.runtime.interpret_movement import MOVEMENT
-from perfcast.runtime.interpret_ops import MATH, Args, Impl
+from perfcast.runtime.interpret_nn import GEMMS, NN
+from perfcast.runtime.interpret_ops import ELEMENTWISE, REDUCTIONS, Args, Impl
 
 
 class InterpretError(ValueError):
     """The interpreter cannot run a node: unknown kind, bad attributes or inputs."""
 
 
-KERNELS: dict[str, Impl] = {**MATH, **MOVEMENT}
+KERNELS: dict[str, Impl] = {**ELEMENTWISE, **REDUCTIONS, **GEMMS, **NN, **MOVEMENT}
 
 
 def supported_kinds() -> list[str]:

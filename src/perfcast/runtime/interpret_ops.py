@@ -1,9 +1,7 @@
-"""NumPy semantics of the IR's arithmetic kinds: elementwise, reductions, GEMMs, norms,
-attention and the fused kinds. Each kernel takes :class:`Args` and returns an array or a
-list of arrays; the interpreter casts results to the dtypes the graph declares.
-
-The reference formulas (``gelu``, ``layer_norm``, ``sdpa``, ``gemm``...) are public so
-the backends can test against the same definitions.
+"""NumPy semantics of the IR's elementwise and reduction kinds, and :class:`Args`, how
+every interpreter kernel reads its node's operands. Each kernel takes :class:`Args` and
+returns an array or a list of arrays; the interpreter casts results to the dtypes the
+graph declares. Matrix, norm, attention and fused kinds: :mod:`perfcast.runtime.interpret_nn`.
 """
 
 from __future__ import annotations
@@ -13,25 +11,21 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from perfcast.ir import Node
+from perfcast.ir import IDENTITY, Node, kinds_of, schema_arg
 from perfcast.ir.ops._util import dims_attr, norm_dim
+from perfcast.runtime.reference import erf, gelu, sigmoid, silu, softmax
 
 _MISSING = object()
 
 
 class Args:
-    """A node's operands by schema name: a tensor input if there is one, else an attribute.
-
-    Frontend nodes name their tensor inputs in ``attrs["tensor_args"]``; nodes made by
-    passes (fused kinds) list their inputs positionally.
-    """
+    """A node's operands by schema name: a tensor input if there is one, else an attribute
+    (:meth:`perfcast.ir.Node.tensor_arg` finds the input)."""
 
     def __init__(self, node: Node, values: Sequence[np.ndarray]) -> None:
         self.node = node
         self.values = list(values)
         self.attrs = node.attrs
-        names = node.attrs.get("tensor_args")
-        self.names = list(names) if isinstance(names, list | tuple) else None
 
     @property
     def x(self) -> np.ndarray:
@@ -39,9 +33,7 @@ class Args:
 
     def tensor(self, name: str, pos: int) -> np.ndarray | None:
         """The tensor input ``name`` (``pos`` when inputs are positional), or None."""
-        if self.names is not None:
-            return self.values[self.names.index(name)] if name in self.names else None
-        return self.values[pos] if pos < len(self.values) else None
+        return schema_arg(self.values, self.attrs, name, pos)
 
     def operand(self, name: str, pos: int, default: object = _MISSING):
         """A tensor input or, when the argument was a Python scalar, its attribute value."""
@@ -62,104 +54,6 @@ class Args:
 Impl = Callable[[Args], "np.ndarray | list[np.ndarray]"]
 
 
-# -- reference formulas --------------------------------------------------------------
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-x))
-
-
-def silu(x: np.ndarray) -> np.ndarray:
-    return x * sigmoid(x)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf as _erf
-
-    return _erf(x)
-
-
-def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
-    """GELU, exact (erf) or with the tanh approximation, in ``x``'s dtype."""
-    dt = x.dtype.type if x.dtype.kind == "f" else np.float32
-    if approximate == "tanh":
-        inner = dt(math.sqrt(2 / math.pi)) * (x + dt(0.044715) * x * x * x)
-        return dt(0.5) * x * (1 + np.tanh(inner))
-    if approximate != "none":
-        raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
-    return dt(0.5) * x * (1 + erf(x * dt(1 / math.sqrt(2))))
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0),
-    "gelu": gelu,
-    "gelu_tanh": lambda x: gelu(x, "tanh"),
-    "silu": silu,
-}
-
-
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-        return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def layer_norm(x, w, b, eps: float, n_dims: int = 1) -> np.ndarray:
-    axes = tuple(range(x.ndim - n_dims, x.ndim))
-    mean = np.mean(x, axis=axes, keepdims=True)
-    xc = x - mean
-    var = np.mean(xc * xc, axis=axes, keepdims=True)
-    y = xc / np.sqrt(var + x.dtype.type(eps))
-    y = y * w if w is not None else y
-    return y + b if b is not None else y
-
-
-def rms_norm(x, w, eps: float, n_dims: int = 1) -> np.ndarray:
-    axes = tuple(range(x.ndim - n_dims, x.ndim))
-    y = x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + x.dtype.type(eps))
-    return y * w if w is not None else y
-
-
-def rope(x, cos, sin) -> np.ndarray:
-    """``x * cos + rotate_half(x) * sin`` with rotate_half = ``[-x2, x1]`` on the last dim."""
-    half = x.shape[-1] // 2
-    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return x * cos + rotated * sin
-
-
-def gemm(a, b, c=None, *, trans_b=False, alpha=1.0, beta=1.0, act="none") -> np.ndarray:
-    """``act(alpha * a @ op(b) + beta * c)`` as the fused ``gemm`` kind defines it."""
-    bt = np.swapaxes(b, -1, -2) if trans_b else b
-    out = np.matmul(a, bt)
-    dt = out.dtype.type
-    if alpha != 1:
-        out = out * dt(alpha)
-    if c is not None and beta != 0:
-        out = out + (c if beta == 1 else dt(beta) * c)
-    return ACTIVATIONS[act](out)
-
-
-def causal_keep(s: int, t: int) -> np.ndarray:
-    """Bool [s, t]: query i sees key j when ``j <= i + t - s`` (bottom-right aligned)."""
-    return np.arange(t)[None, :] <= np.arange(s)[:, None] + (t - s)
-
-
-def sdpa(q, k, v, mask=None, *, scale: float | None = None, causal: bool = False):
-    """Attention over the last two dims; K/V heads repeat for GQA (``Hq % Hkv == 0``)."""
-    if q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
-        if q.shape[-3] % k.shape[-3]:
-            raise ValueError(f"query heads {q.shape[-3]} not a multiple of key heads "
-                             f"{k.shape[-3]}")
-        rep = q.shape[-3] // k.shape[-3]
-        k, v = np.repeat(k, rep, axis=-3), np.repeat(v, rep, axis=-3)
-    dt = q.dtype.type
-    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * dt(scale)
-    if causal:
-        scores = np.where(causal_keep(q.shape[-2], k.shape[-2]), scores, dt(-np.inf))
-    if mask is not None:
-        scores = np.where(mask, scores, dt(-np.inf)) if mask.dtype == bool else scores + mask
-    return np.matmul(softmax(scores), v)
 
 
 # -- elementwise ---------------------------------------------------------------------
@@ -304,8 +198,7 @@ ELEMENTWISE: dict[str, Impl] = {
     "hardswish": _unary(lambda x: x * _hardsigmoid(x)),
     "mish": _unary(lambda x: x * np.tanh(np.logaddexp(0, x))),
     "where": _where, "masked_fill": _masked_fill, "triu": _tri(np.triu), "tril": _tri(np.tril),
-    "cast": _cast, "alias": _cast, "detach": _cast, "clone": _cast, "contiguous": _cast,
-    "lift_fresh_copy": _cast,
+    "cast": _cast, **dict.fromkeys(kinds_of(IDENTITY), _cast),
 }
 
 
@@ -419,126 +312,3 @@ REDUCTIONS: dict[str, Impl] = {
     "softmax": _softmax(False), "_softmax": _softmax(False), "log_softmax": _softmax(True),
     "_log_softmax": _softmax(True), "cumsum": _cumsum, "diff": _diff,
 }
-
-
-# -- matrix products -----------------------------------------------------------------
-def _linear(args: Args):
-    w, b = args.tensor("weight", 1), args.tensor("bias", 2)
-    out = np.matmul(args.x, np.swapaxes(w, -1, -2))
-    return out + b if b is not None else out
-
-
-def _addmm(args: Args):
-    c, a, b = args.tensor("self", 0), args.values[-2], args.values[-1]
-    return gemm(a, b, c, alpha=float(args.attr("alpha", 1)), beta=float(args.attr("beta", 1)))
-
-
-def _gemm(args: Args):
-    a, b = args.values[0], args.values[1]
-    c = args.values[2] if len(args.values) > 2 else None
-    return gemm(a, b, c, trans_b=bool(args.attr("trans_b", False)),
-                alpha=float(args.attr("alpha", 1.0)), beta=float(args.attr("beta", 1.0)),
-                act=str(args.attr("act", "none")))
-
-
-def _matmul(args: Args):
-    return np.matmul(args.values[0], args.values[1])
-
-
-GEMMS: dict[str, Impl] = {
-    "linear": _linear, "mm": _matmul, "bmm": _matmul, "matmul": _matmul, "addmm": _addmm,
-    "baddbmm": _addmm, "gemm": _gemm,
-}
-
-
-# -- normalization, attention, embedding, fused kinds --------------------------------
-def _eps(args: Args, x: np.ndarray) -> float:
-    eps = args.attr("eps")
-    return float(np.finfo(x.dtype).eps) if eps is None else float(eps)
-
-
-def _n_norm_dims(args: Args) -> int:
-    shape = args.attr("normalized_shape")
-    return len(shape) if isinstance(shape, list | tuple) else 1
-
-
-def _layer_norm(args: Args):
-    x = args.x
-    return layer_norm(x, args.tensor("weight", 1), args.tensor("bias", 2), _eps(args, x),
-                      _n_norm_dims(args))
-
-
-def _native_layer_norm(args: Args):
-    x, n = args.x, _n_norm_dims(args)
-    axes = tuple(range(x.ndim - n, x.ndim))
-    mean = np.mean(x, axis=axes, keepdims=True)
-    rstd = 1 / np.sqrt(np.var(x, axis=axes, keepdims=True) + x.dtype.type(_eps(args, x)))
-    return [_layer_norm(args), mean, rstd]
-
-
-def _rms_norm(args: Args):
-    x = args.x
-    return rms_norm(x, args.tensor("weight", 1), _eps(args, x), _n_norm_dims(args))
-
-
-def _group_norm(args: Args):
-    x, groups = args.x, int(args.attrs["num_groups"])
-    grouped = x.reshape(x.shape[0], groups, -1)
-    y = layer_norm(grouped, None, None, _eps(args, x)).reshape(x.shape)
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    w, b = args.tensor("weight", 1), args.tensor("bias", 2)
-    y = y * w.reshape(shape) if w is not None else y
-    return y + b.reshape(shape) if b is not None else y
-
-
-def _batch_norm_out(args: Args) -> np.ndarray:
-    x = args.x
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    mean = args.tensor("running_mean", 3).reshape(shape)
-    var = args.tensor("running_var", 4).reshape(shape)
-    y = (x - mean) / np.sqrt(var + x.dtype.type(_eps(args, x)))
-    w, b = args.tensor("weight", 1), args.tensor("bias", 2)
-    y = y * w.reshape(shape) if w is not None else y
-    return y + b.reshape(shape) if b is not None else y
-
-
-def _batch_norm_triple(args: Args):
-    empty = np.zeros((0,), args.x.dtype)
-    return [_batch_norm_out(args), empty, empty]
-
-
-def _sdpa(args: Args):
-    """Fused (positional) nodes align causal masks bottom-right as docs/runtime.md says;
-    captured ATen nodes keep torch's top-left alignment (the same when S == T)."""
-    if float(args.attr("dropout_p", 0.0)) > 0:
-        raise ValueError("attention dropout is random; export the model in eval mode")
-    scale = args.attr("scale")
-    q, k, v = args.tensor("query", 0), args.tensor("key", 1), args.tensor("value", 2)
-    mask, causal = args.tensor("attn_mask", 3), bool(args.attr("is_causal", False))
-    s, t = q.shape[-2], k.shape[-2]
-    if causal and args.names is not None and s != t:
-        mask, causal = np.tri(s, t, dtype=bool), False
-    return sdpa(q, k, v, mask, scale=None if scale is None else float(scale), causal=causal)
-
-
-def _embedding(args: Args):
-    return np.take(args.tensor("weight", 0), args.tensor("indices", 1), axis=0)
-
-
-def _swiglu(args: Args):
-    return silu(args.values[0]) * args.values[1]
-
-
-def _rope(args: Args):
-    return rope(*args.values[:3])
-
-
-NN: dict[str, Impl] = {
-    "layer_norm": _layer_norm, "native_layer_norm": _native_layer_norm,
-    "rms_norm": _rms_norm, "group_norm": _group_norm,
-    "batch_norm": _batch_norm_out, "_native_batch_norm_legit_no_training": _batch_norm_triple,
-    "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "swiglu": _swiglu,
-    "rope": _rope,
-}
-
-MATH: dict[str, Impl] = {**ELEMENTWISE, **REDUCTIONS, **GEMMS, **NN}

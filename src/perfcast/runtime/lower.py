@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from perfcast.ir import Graph, Node
+from perfcast.ir import Family, Graph, Node, in_family
 from perfcast.runtime import views as V
 from perfcast.runtime.program import DTYPES, Step, contiguous_strides
 
@@ -149,9 +149,7 @@ class Lowerer:
 
     def _foldable(self, node: Node) -> bool:
         """Every input is a constant (or its value does not matter): evaluate it now, once."""
-        from perfcast.runtime.lower_rules import VALUE_FREE
-
-        return node.kind in VALUE_FREE or all(self.is_const(i) for i in node.inputs)
+        return in_family(node.kind, Family.CREATION) or all(self.is_const(i) for i in node.inputs)
 
     def _check_outputs(self, node: Node) -> None:
         for o in node.outputs:

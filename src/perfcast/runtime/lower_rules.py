@@ -12,18 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from perfcast.ir import Node
+from perfcast.ir import IDENTITY, Family, Node, in_family, kinds_of
 from perfcast.runtime import views as V
 from perfcast.runtime.lower import Lowerer
 from perfcast.runtime.program import DTYPES, contiguous_strides
 
 Rule = Callable[[Lowerer, Node], None]
 RULES: dict[str, Rule] = {}
-
-# Kinds whose result does not depend on the values of their tensor inputs.
-VALUE_FREE = frozenset({"new_ones", "new_zeros", "new_full", "new_empty", "zeros_like",
-                        "ones_like", "full_like", "empty_like"})
-
 
 def rule(*kinds: str, view: bool = False) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
@@ -35,20 +30,12 @@ def rule(*kinds: str, view: bool = False) -> Callable[[Rule], Rule]:
     return register
 
 
-def tensor_arg(node: Node, name: str, pos: int) -> str | None:
-    """The input named ``name`` in the ATen schema, else the ``pos``-th input."""
-    names = node.attrs.get("tensor_args")
-    if isinstance(names, list | tuple):
-        return node.inputs[names.index(name)] if name in names else None
-    return node.inputs[pos] if len(node.inputs) > pos else None
-
-
 def fold_node(lw: Lowerer, node: Node, fallback: bool = False) -> None:
     """Evaluate a node whose inputs are all constants with the IR interpreter; if it cannot,
     leave the node to its rule (``fallback``) or raise."""
     from perfcast.runtime.interpret import InterpretError, eval_node
 
-    if node.kind in VALUE_FREE:
+    if in_family(node.kind, Family.CREATION):  # input values do not matter
         values = [np.zeros(lw.shape(i), DTYPES.get(lw.dtype(i), np.float32))
                   for i in node.inputs]
     else:
@@ -82,17 +69,12 @@ def _reshaped(lw: Lowerer, name: str, shape) -> V.View:
     return out
 
 
-@rule("view", "reshape", "_unsafe_view", view=True)
+@rule(*kinds_of(Family.RESHAPE), view=True)
 def _reshape(lw: Lowerer, node: Node) -> None:
     _set(lw, node, _reshaped(lw, node.inputs[0], lw.shape(node.outputs[0])))
 
 
-@rule("flatten", "unflatten", view=True)
-def _flatten(lw: Lowerer, node: Node) -> None:
-    _set(lw, node, _reshaped(lw, node.inputs[0], lw.shape(node.outputs[0])))
-
-
-@rule("alias", "detach", "clone", "contiguous", "lift_fresh_copy", view=True)
+@rule(*kinds_of(IDENTITY), view=True)
 def _alias(lw: Lowerer, node: Node) -> None:
     # functional graphs never write in place, so a clone can share its source
     _set(lw, node, lw.view(node.inputs[0]))
@@ -199,7 +181,7 @@ def _scalar_operand(node: Node) -> tuple[Any, bool]:
     """The number operand of a binary op, and whether it comes first (``2 ** x``)."""
     for key in _SCALAR_ATTRS:
         value = node.attrs.get(key)
-        if isinstance(value, int | float | bool) and key not in node.attrs.get("tensor_args", []):
+        if isinstance(value, int | float | bool) and key not in (node.arg_names or ()):
             return value, key == "self"
     raise ValueError("no scalar operand found")
 
@@ -324,11 +306,10 @@ def _cast(lw: Lowerer, node: Node) -> None:
 def _where(lw: Lowerer, node: Node) -> None:
     out = node.outputs[0]
     dtype = lw.dtype(out)
-    names = node.attrs.get("tensor_args", ["condition", "self", "other"])
     operands = []
     for pos, key in enumerate(("condition", "self", "other")):
-        if key in names:
-            name = node.inputs[names.index(key)]
+        name = node.tensor_arg(key, pos)
+        if name is not None:
             operands.append(cast_view(lw, name, "bool" if pos == 0 else dtype))
         else:
             operands.append(_scalar_const(lw, node.attrs[key], "bool" if pos == 0 else dtype))
@@ -340,8 +321,8 @@ def _masked_fill(lw: Lowerer, node: Node) -> None:
     out = node.outputs[0]
     dtype = lw.dtype(out)
     x = cast_view(lw, node.inputs[0], dtype)
-    mask = cast_view(lw, tensor_arg(node, "mask", 1), "bool")
-    value_name = tensor_arg(node, "value", 2)
+    mask = cast_view(lw, node.tensor_arg("mask", 1), "bool")
+    value_name = node.tensor_arg("value", 2)
     value = (cast_view(lw, value_name, dtype) if value_name is not None
              else _scalar_const(lw, node.attrs["value"], dtype))
     emit_where(lw, mask, value, x, out)

@@ -10,7 +10,7 @@ import numpy as np
 from perfcast.ir import Node
 from perfcast.runtime import views as V
 from perfcast.runtime.lower import Lowerer
-from perfcast.runtime.lower_rules import cast_view, rule, tensor_arg
+from perfcast.runtime.lower_rules import cast_view, rule
 from perfcast.runtime.program import contiguous_strides
 
 
@@ -48,8 +48,8 @@ def _layer_norm(lw: Lowerer, node: Node) -> None:
     shape = lw.shape(x)
     normalized = node.attrs.get("normalized_shape") or shape[-1:]
     cols = int(np.prod(normalized, dtype=np.int64))
-    w = _affine(lw, tensor_arg(node, "weight", 1), cols, 1.0)
-    b = _affine(lw, tensor_arg(node, "bias", 2), cols, 0.0)
+    w = _affine(lw, node.tensor_arg("weight", 1), cols, 1.0)
+    b = _affine(lw, node.tensor_arg("bias", 2), cols, 0.0)
     rows, cols = _rows_cols(shape, cols)
     eps = float(node.attrs.get("eps", 1e-5))
     lw.emit("layer_norm", [lw.dense(x), w, b], [lw.output_root(node.outputs[0])],
@@ -63,7 +63,7 @@ def _rms_norm(lw: Lowerer, node: Node) -> None:
     shape = lw.shape(x)
     normalized = node.attrs.get("normalized_shape") or shape[-1:]
     cols = int(np.prod(normalized, dtype=np.int64))
-    w = _affine(lw, tensor_arg(node, "weight", 1), cols, 1.0)
+    w = _affine(lw, node.tensor_arg("weight", 1), cols, 1.0)
     eps = node.attrs.get("eps")
     eps = float(np.finfo(np.float32).eps) if eps is None else float(eps)
     rows, cols = _rows_cols(shape, cols)
@@ -105,7 +105,7 @@ def _reduce(lw: Lowerer, node: Node) -> None:
 
 @rule("embedding")
 def _embedding(lw: Lowerer, node: Node) -> None:
-    table, idx = tensor_arg(node, "weight", 0), tensor_arg(node, "indices", 1)
+    table, idx = node.tensor_arg("weight", 0), node.tensor_arg("indices", 1)
     tshape = lw.shape(table)
     if len(tshape) != 2:
         raise lw.error(f"embedding table of rank {len(tshape)}; expected [vocab, dim]")
@@ -255,23 +255,23 @@ def emit_gemm(lw: Lowerer, node: Node, a: str, b: str, c: str | None, *, trans_b
 
 @rule("linear")
 def _linear(lw: Lowerer, node: Node) -> None:
-    emit_gemm(lw, node, tensor_arg(node, "input", 0), tensor_arg(node, "weight", 1),
-              tensor_arg(node, "bias", 2), trans_b=True)
+    emit_gemm(lw, node, node.tensor_arg("input", 0), node.tensor_arg("weight", 1),
+              node.tensor_arg("bias", 2), trans_b=True)
 
 
 @rule("addmm", "baddbmm")
 def _addmm(lw: Lowerer, node: Node) -> None:
     first = "mat1" if node.kind == "addmm" else "batch1"
     second = "mat2" if node.kind == "addmm" else "batch2"
-    emit_gemm(lw, node, tensor_arg(node, first, 1), tensor_arg(node, second, 2),
-              tensor_arg(node, "self", 0), trans_b=False,
+    emit_gemm(lw, node, node.tensor_arg(first, 1), node.tensor_arg(second, 2),
+              node.tensor_arg("self", 0), trans_b=False,
               alpha=float(node.attrs.get("alpha", 1)), beta=float(node.attrs.get("beta", 1)))
 
 
 @rule("mm", "bmm", "matmul")
 def _matmul(lw: Lowerer, node: Node) -> None:
     b_name = "mat2" if node.kind in ("mm", "bmm") else "other"
-    emit_gemm(lw, node, tensor_arg(node, "self", 0), tensor_arg(node, b_name, 1), None,
+    emit_gemm(lw, node, node.tensor_arg("self", 0), node.tensor_arg(b_name, 1), None,
               trans_b=False)
 
 
@@ -290,8 +290,8 @@ def _gemm(lw: Lowerer, node: Node) -> None:
 # -- attention ----------------------------------------------------------------------------
 @rule("scaled_dot_product_attention")
 def _sdpa(lw: Lowerer, node: Node) -> None:
-    q, k, v = (tensor_arg(node, n, p) for n, p in (("query", 0), ("key", 1), ("value", 2)))
-    mask = tensor_arg(node, "attn_mask", 3)
+    q, k, v = (node.tensor_arg(n, p) for n, p in (("query", 0), ("key", 1), ("value", 2)))
+    mask = node.tensor_arg("attn_mask", 3)
     if float(node.attrs.get("dropout_p", 0.0) or 0.0) != 0.0:
         raise lw.error("attention with dropout_p > 0 (training) is not supported")
     qkv, inputs = [], []

@@ -73,7 +73,8 @@ def sdpa_extra(ref: FlopReference, graph) -> int:
     if len(nodes) != len(ref.scores):
         raise ValueError(f"{len(nodes)} SDPA nodes captured but {len(ref.scores)} SDPA calls "
                          "ran eagerly")
-    return sum(scores * (1 + SOFTMAX_FLOPS_PER_ELEMENT + int("attn_mask" in n.attrs["tensor_args"]))
+    return sum(scores * (1 + SOFTMAX_FLOPS_PER_ELEMENT
+                         + int(n.tensor_arg("attn_mask", 3) is not None))
                for scores, n in zip(ref.scores, nodes, strict=True))
 
 

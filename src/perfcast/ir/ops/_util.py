@@ -39,14 +39,6 @@ def same_as_input(ins: Sequence[Tensor], attrs: Mapping[str, object]) -> list[tu
     return [(ins[0].shape, ins[0].dtype)]
 
 
-def arg(ins: Sequence[Tensor], attrs: Mapping[str, object], name: str, pos: int) -> Tensor | None:
-    """The tensor argument ``name``: by the recorded argument names, else by position."""
-    names = attrs.get("tensor_args")
-    if isinstance(names, list | tuple):
-        return ins[names.index(name)] if name in names else None
-    return ins[pos] if len(ins) > pos else None
-
-
 def dims_attr(attrs: Mapping[str, object], key: str, rank: int) -> list[int]:
     """A dimension list attribute (``dim=None`` or ``[]`` means all dimensions)."""
     value = attrs.get(key)

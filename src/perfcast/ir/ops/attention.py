@@ -11,11 +11,19 @@ never leaves the kernel.
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg
+import numpy as np
+
+from perfcast.ir.graph import schema_arg
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim, numel
 
 SOFTMAX_FLOPS_PER_ELEMENT = 5
+
+
+def causal_keep(s: int, t: int) -> np.ndarray:
+    """The causal mask of ``is_causal`` on fused nodes, bool [s, t]: query i sees key j
+    when ``j <= i + t - s`` (bottom-right aligned; torch aligns top-left)."""
+    return np.arange(t)[None, :] <= np.arange(s)[:, None] + (t - s)
 
 
 def _sdpa_infer(ins, attrs):
@@ -33,7 +41,7 @@ def _sdpa_flops(ins, outs, attrs) -> Dim:
     q, v = ins[0], ins[2]
     scores = score_elements(ins)
     matmuls = 2 * scores * (q.shape[-1] + v.shape[-1])
-    has_mask = arg(ins, attrs, "attn_mask", 3) is not None
+    has_mask = schema_arg(ins, attrs, "attn_mask", 3) is not None
     return matmuls + scores * (1 + int(has_mask) + SOFTMAX_FLOPS_PER_ELEMENT)
 
 

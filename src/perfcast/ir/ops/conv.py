@@ -7,7 +7,8 @@ output element for the bias add, which the flop counter leaves out.
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg, as_list
+from perfcast.ir.graph import schema_arg
+from perfcast.ir.ops._util import as_list
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim, numel
 
@@ -56,7 +57,7 @@ def _conv_flops(ins, outs, attrs) -> Dim:
     spatial = x.shape[-n_sp:] if attrs.get("transposed", False) else out.shape[-n_sp:]
     batch = numel(x.shape[:-n_sp - 1])
     flops = 2 * batch * numel(w.shape) * numel(spatial)
-    return flops + (out.numel if arg(ins, attrs, "bias", 2) is not None else 0)
+    return flops + (out.numel if schema_arg(ins, attrs, "bias", 2) is not None else 0)
 
 
 define(["convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from perfcast.ir.ops._util import same_as_input
 from perfcast.ir.ops.elementwise import FLOPS_PER_ELEMENT
-from perfcast.ir.ops.llm import ROPE_FLOPS_PER_ELEMENT
+from perfcast.ir.ops.llm import rope_flops
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim
 
@@ -48,14 +48,10 @@ def _swiglu_flops(ins, outs, attrs) -> Dim:
     return (FLOPS_PER_ELEMENT["silu"] + FLOPS_PER_ELEMENT["mul"]) * outs[0].numel
 
 
-def _rope_flops(ins, outs, attrs) -> Dim:
-    return ROPE_FLOPS_PER_ELEMENT * outs[0].numel
-
-
 # gemm(a [..., M, K], b [K, N] | [N, K] (trans_b) | batched [..., K, N], c?); attrs
 # trans_b, alpha, beta, act: out = act(alpha * a @ op(b) + beta * c)
 define("gemm", Category.GEMM, _gemm_infer, _gemm_flops)
 # swiglu(gate, up) = silu(gate) * up
 define("swiglu", Category.ELEMENTWISE, same_as_input, _swiglu_flops)
 # rope(x, cos, sin) = x * cos + rotate_half(x) * sin, cos/sin broadcast to x
-define("rope", Category.ELEMENTWISE, same_as_input, _rope_flops)
+define("rope", Category.ELEMENTWISE, same_as_input, rope_flops)

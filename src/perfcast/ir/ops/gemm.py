@@ -6,7 +6,8 @@ arithmetic that it leaves out, so totals here exceed it by exactly the bias elem
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg, broadcast
+from perfcast.ir.graph import schema_arg
+from perfcast.ir.ops._util import broadcast
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim, Shape
 
@@ -19,7 +20,7 @@ def _linear_infer(ins, attrs):
 
 def _linear_flops(ins, outs, attrs) -> Dim:
     x = ins[0]
-    bias = arg(ins, attrs, "bias", 2)
+    bias = schema_arg(ins, attrs, "bias", 2)
     flops = 2 * outs[0].numel * x.shape[-1]
     return flops + (outs[0].numel if bias is not None else 0)
 

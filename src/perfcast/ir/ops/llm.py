@@ -10,7 +10,7 @@ import numpy as np
 
 from perfcast.ir.ops._util import same_as_input
 from perfcast.ir.ops.attention import SOFTMAX_FLOPS_PER_ELEMENT
-from perfcast.ir.registry import Category, define
+from perfcast.ir.registry import Category, Family, define
 from perfcast.ir.tensor import Dim
 
 ROPE_FLOPS_PER_ELEMENT = 3  # x*cos + rotate_half(x)*sin: two multiplies and an add
@@ -91,11 +91,13 @@ def _grouped_bytes(ins, outs, attrs) -> Dim:
 define("grouped_gemm", Category.GEMM, _grouped_infer, _grouped_flops, _grouped_bytes)
 
 
-def _rope_flops(ins, outs, attrs) -> Dim:
+def rope_flops(ins, outs, attrs) -> Dim:
     return ROPE_FLOPS_PER_ELEMENT * ins[0].numel
 
 
-define("rotary_embedding", Category.ELEMENTWISE, same_as_input, _rope_flops)
+# rotary_embedding(x): RoPE with its cos/sin tables left implicit (not read, not costed);
+# the runtime's ``rope(x, cos, sin)`` (fused.py) reads them as inputs.
+define("rotary_embedding", Category.ELEMENTWISE, same_as_input, rope_flops)
 
 
 def _dispatch_infer(ins, attrs):
@@ -114,5 +116,6 @@ def _combine_flops(ins, outs, attrs) -> Dim:
 
 # moe_dispatch(x [T, H]): copy each token to its top_k experts' rows ([T*top_k/shards, H]
 # on this device); moe_combine(rows, x): weighted sum of a token's expert outputs.
-define("moe_dispatch", Category.DATA_MOVEMENT, _dispatch_infer)
-define("moe_combine", Category.DATA_MOVEMENT, _combine_infer, _combine_flops)
+define("moe_dispatch", Category.DATA_MOVEMENT, _dispatch_infer, family=Family.MOVEMENT)
+define("moe_combine", Category.DATA_MOVEMENT, _combine_infer, _combine_flops,
+       family=Family.MOVEMENT)

@@ -7,15 +7,14 @@ import math
 import numpy as np
 
 from perfcast.ir.ops._util import broadcast, norm_dim, same_as_input
-from perfcast.ir.registry import Category, define
+from perfcast.ir.registry import Category, Family, define
 from perfcast.ir.tensor import Dim, Shape, numel
 
 DM = Category.DATA_MOVEMENT
 
 
-def _view(kinds, infer) -> None:
-    define(kinds, DM, infer, view=True)
-
+def _view(kinds, infer, family: Family = Family.VIEW) -> None:
+    define(kinds, DM, infer, family=family)
 
 
 def resolve_size(size, total: Dim) -> Shape:
@@ -158,7 +157,7 @@ def _unbind(ins, attrs):
     return [((*x.shape[:dim], *x.shape[dim + 1:]), x.dtype)] * int(x.shape[dim])
 
 
-_view(["view", "reshape", "_unsafe_view"], _reshape)
+_view(["view", "reshape", "_unsafe_view"], _reshape, Family.RESHAPE)
 _view("unsqueeze", _unsqueeze)
 _view("squeeze", _squeeze)
 _view("expand", _expand)
@@ -168,15 +167,16 @@ _view("numpy_T", _reversed)
 _view("slice", _slice)
 _view("select", _select)
 _view("narrow", _narrow)
-_view("flatten", _flatten)
-_view("unflatten", _unflatten)
+_view("flatten", _flatten, Family.RESHAPE)
+_view("unflatten", _unflatten, Family.RESHAPE)
 _view(["split", "split_with_sizes"], _split)
 _view("chunk", _chunk)
 _view("unbind", _unbind)
-_view(["alias", "detach"], same_as_input)
+_view(["alias", "detach"], same_as_input, Family.ALIAS)
 
 # -- copies ---------------------------------------------------------------------------
-define(["clone", "contiguous", "copy", "lift_fresh_copy", "roll", "flip"], DM, same_as_input)
+define(["clone", "contiguous", "lift_fresh_copy"], DM, same_as_input, family=Family.COPY)
+define(["copy", "roll", "flip"], DM, same_as_input, family=Family.MOVEMENT)
 
 
 def _cat(ins, attrs):
@@ -221,11 +221,11 @@ def _repeat_interleave(ins, attrs):
     return [(tuple(shape), x.dtype)]
 
 
-define("cat", DM, _cat)
-define("stack", DM, _stack)
-define(["constant_pad_nd", "pad"], DM, _pad)
-define("repeat", DM, _repeat)
-define("repeat_interleave", DM, _repeat_interleave)
+define("cat", DM, _cat, family=Family.MOVEMENT)
+define("stack", DM, _stack, family=Family.MOVEMENT)
+define(["constant_pad_nd", "pad"], DM, _pad, family=Family.MOVEMENT)
+define("repeat", DM, _repeat, family=Family.MOVEMENT)
+define("repeat_interleave", DM, _repeat_interleave, family=Family.MOVEMENT)
 
 
 # -- indexing -------------------------------------------------------------------------
@@ -258,11 +258,11 @@ def _gather(ins, attrs):
     return [(ins[1].shape, ins[0].dtype)]
 
 
-define("index", DM, _index)
-define("index_select", DM, _index_select)
-define("gather", DM, _gather)
+define("index", DM, _index, family=Family.INDEX)
+define("index_select", DM, _index_select, family=Family.INDEX)
+define("gather", DM, _gather, family=Family.INDEX)
 define(["scatter", "scatter_add", "index_put", "index_copy", "index_add", "masked_scatter"],
-       DM, same_as_input)
+       DM, same_as_input, family=Family.INDEX)
 
 
 # -- creation -------------------------------------------------------------------------
@@ -309,7 +309,7 @@ _CREATION = {
     _scalar_tensor: ["scalar_tensor"],
 }
 for _infer, _kinds in _CREATION.items():
-    define(_kinds, DM, _infer, bytes=_write_only)
-define("new_empty", DM, _new, bytes=_nothing)
-define("empty_like", DM, _like, bytes=_nothing)
-define("empty", DM, _factory, bytes=_nothing)
+    define(_kinds, DM, _infer, bytes=_write_only, family=Family.CREATION)
+define("new_empty", DM, _new, bytes=_nothing, family=Family.CREATION)
+define("empty_like", DM, _like, bytes=_nothing, family=Family.CREATION)
+define("empty", DM, _factory, bytes=_nothing, family=Family.CREATION)

@@ -8,16 +8,17 @@ parameter adds 1 (weight multiply, bias add).
 
 from __future__ import annotations
 
-from perfcast.ir.ops._util import arg, same_as_input
+from perfcast.ir.graph import schema_arg
+from perfcast.ir.ops._util import same_as_input
 from perfcast.ir.registry import Category, define
 from perfcast.ir.tensor import Dim
 
 
 def _norm_flops(base: int, weight_pos: int, bias_pos: int | None):
     def flops(ins, outs, attrs) -> Dim:
-        affine = int(arg(ins, attrs, "weight", weight_pos) is not None)
+        affine = int(schema_arg(ins, attrs, "weight", weight_pos) is not None)
         if bias_pos is not None:
-            affine += int(arg(ins, attrs, "bias", bias_pos) is not None)
+            affine += int(schema_arg(ins, attrs, "bias", bias_pos) is not None)
         return (base + affine) * ins[0].numel
 
     return flops

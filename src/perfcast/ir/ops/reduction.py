@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from perfcast.ir.ops._util import as_list, dims_attr
-from perfcast.ir.registry import Category, define
+from perfcast.ir.registry import Category, Family, define
 from perfcast.ir.tensor import Dim, numel
 
 
@@ -152,10 +152,12 @@ def _pool_flops(n_sp: int, per_out: int):
 
 
 for _n in (1, 2, 3):
-    define(f"max_pool{_n}d", Category.REDUCTION, _pool_infer(_n, False), _pool_flops(_n, 0))
+    define(f"max_pool{_n}d", Category.REDUCTION, _pool_infer(_n, False), _pool_flops(_n, 0),
+           family=Family.POOLING)
     define(f"max_pool{_n}d_with_indices", Category.REDUCTION, _pool_infer(_n, True),
-           _pool_flops(_n, 0))
-    define(f"avg_pool{_n}d", Category.REDUCTION, _pool_infer(_n, False), _pool_flops(_n, 1))
+           _pool_flops(_n, 0), family=Family.POOLING)
+    define(f"avg_pool{_n}d", Category.REDUCTION, _pool_infer(_n, False), _pool_flops(_n, 1),
+           family=Family.POOLING)
 
 
 def _adaptive_infer(n_sp: int, with_indices: bool):
@@ -180,10 +182,11 @@ def _adaptive_flops(n_sp: int, per_out: int):
 
 for _n in (1, 2, 3):
     define(f"adaptive_avg_pool{_n}d", Category.REDUCTION, _adaptive_infer(_n, False),
-           _adaptive_flops(_n, 1))
+           _adaptive_flops(_n, 1), family=Family.POOLING)
     define(f"adaptive_max_pool{_n}d", Category.REDUCTION, _adaptive_infer(_n, True),
-           _adaptive_flops(_n, 0))
-define("_adaptive_avg_pool2d", Category.REDUCTION, _adaptive_infer(2, False), _adaptive_flops(2, 1))
+           _adaptive_flops(_n, 0), family=Family.POOLING)
+define("_adaptive_avg_pool2d", Category.REDUCTION, _adaptive_infer(2, False), _adaptive_flops(2, 1),
+       family=Family.POOLING)
 
 
 def _histc_infer(ins, attrs):

@@ -8,7 +8,7 @@ element), 31 for bicubic (16 taps: 16 multiplies, 15 adds). Pixel (un)shuffle is
 
 from __future__ import annotations
 
-from perfcast.ir.registry import Category, define
+from perfcast.ir.registry import Category, Family, define
 from perfcast.ir.tensor import Dim
 
 DM = Category.DATA_MOVEMENT
@@ -49,7 +49,8 @@ def _resample_infer_for(rank: int):
 
 
 for _kind, (_rank, _taps) in RESAMPLE_KINDS.items():
-    define(_kind, DM, _resample_infer_for(_rank), _resample_flops(_taps))
+    define(_kind, DM, _resample_infer_for(_rank), _resample_flops(_taps),
+           family=Family.MOVEMENT)
 
 def _shuffle_infer(ins, attrs):
     x = ins[0]
@@ -60,4 +61,4 @@ def _shuffle_infer(ins, attrs):
     return [((*lead, c * r * r, h // r, w // r), x.dtype)]
 
 
-define(["pixel_shuffle", "pixel_unshuffle"], DM, _shuffle_infer)
+define(["pixel_shuffle", "pixel_unshuffle"], DM, _shuffle_infer, family=Family.MOVEMENT)
