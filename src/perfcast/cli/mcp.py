@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from perfcast.app.security import TOKEN_ENV, display_url, server_token
+from perfcast.app.security import display_url, server_token
 from perfcast.cli.errors import fail
+from perfcast.cli.options import PortOption, TokenOption
 from perfcast.cli.store import DbOption
 
 
@@ -23,10 +24,8 @@ def mcp(
              "streamable HTTP at http://HOST:PORT/mcp.")] = Transport.stdio,
     host: Annotated[str, typer.Option(
         help="Address to bind (http). Anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (http).")] = 8765,
-    token: Annotated[str | None, typer.Option(
-        help=f"Access token every HTTP request must carry (Authorization: Bearer TOKEN); "
-             f"default: ${TOKEN_ENV}.")] = None,
+    port: PortOption = 8765,
+    token: TokenOption = None,
     db: DbOption = None,
 ) -> None:
     """Serve the MCP tools: hardware catalog, model analysis, LLM estimates and sweeps,

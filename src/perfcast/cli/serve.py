@@ -6,18 +6,16 @@ from typing import Annotated
 
 import typer
 
-from perfcast.app.security import TOKEN_ENV
 from perfcast.cli.errors import fail
+from perfcast.cli.options import PortOption, TokenOption
 from perfcast.cli.store import DbOption
 
 
 def serve(
     host: Annotated[str, typer.Option(
         help="Address to bind. Anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    token: Annotated[str | None, typer.Option(
-        help=f"Access token every request must carry (Authorization: Bearer TOKEN); "
-             f"default: ${TOKEN_ENV}.")] = None,
+    port: PortOption = 8000,
+    token: TokenOption = None,
     db: DbOption = None,
     max_upload_mb: Annotated[float, typer.Option(
         "--max-upload-mb", min=0.001, max=2048, help="Largest ONNX upload, in MiB.")] = 64.0,

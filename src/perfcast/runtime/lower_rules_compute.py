@@ -43,12 +43,7 @@ def _affine(lw: Lowerer, name: str | None, cols: int, fill: float) -> str:
 
 @rule("layer_norm", "native_layer_norm")
 def _layer_norm(lw: Lowerer, node: Node) -> None:
-    _only_first_output_used(lw, node)
-    x = node.inputs[0]
-    shape = lw.shape(x)
-    normalized = node.attrs.get("normalized_shape") or shape[-1:]
-    cols = int(np.prod(normalized, dtype=np.int64))
-    w = _affine(lw, node.tensor_arg("weight", 1), cols, 1.0)
+    x, shape, cols, w = _norm_operands(lw, node)
     b = _affine(lw, node.tensor_arg("bias", 2), cols, 0.0)
     rows, cols = _rows_cols(shape, cols)
     eps = float(node.attrs.get("eps", 1e-5))
@@ -58,17 +53,22 @@ def _layer_norm(lw: Lowerer, node: Node) -> None:
 
 @rule("rms_norm", "_fused_rms_norm")
 def _rms_norm(lw: Lowerer, node: Node) -> None:
-    _only_first_output_used(lw, node)
-    x = node.inputs[0]
-    shape = lw.shape(x)
-    normalized = node.attrs.get("normalized_shape") or shape[-1:]
-    cols = int(np.prod(normalized, dtype=np.int64))
-    w = _affine(lw, node.tensor_arg("weight", 1), cols, 1.0)
+    x, shape, cols, w = _norm_operands(lw, node)
     eps = node.attrs.get("eps")
     eps = float(np.finfo(np.float32).eps) if eps is None else float(eps)
     rows, cols = _rows_cols(shape, cols)
     lw.emit("rms_norm", [lw.dense(x), w], [lw.output_root(node.outputs[0])],
             {"rows": rows, "cols": cols, "eps": eps})
+
+
+def _norm_operands(lw: Lowerer, node: Node) -> tuple[str, tuple, int, str]:
+    """(input, its shape, normalized columns, weight buffer) of a layer or RMS norm."""
+    _only_first_output_used(lw, node)
+    x = node.inputs[0]
+    shape = lw.shape(x)
+    normalized = node.attrs.get("normalized_shape") or shape[-1:]
+    cols = int(np.prod(normalized, dtype=np.int64))
+    return x, shape, cols, _affine(lw, node.tensor_arg("weight", 1), cols, 1.0)
 
 
 def _only_first_output_used(lw: Lowerer, node: Node) -> None:
