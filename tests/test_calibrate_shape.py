@@ -28,7 +28,7 @@ from perfcast.frontends.torch_export import capture
 from perfcast.hardware.detect import detect_local
 from perfcast.ir import Category
 from perfcast.passes import Kernel, partition
-from perfcast.passes.kernel_shape import ConvCall, MatrixShape
+from perfcast.passes.kernel_shape import ConvGeometry, MatrixShape
 
 # The curve a known machine follows: tiles half full at M=6, N=12, K=20, 90 GFLOP/s
 # with all tiles full, and packing worth 1.5x the streaming time of the operands.
@@ -83,10 +83,10 @@ def test_matrix_shapes_of_linear_bmm_and_convolutions_are_the_implicit_gemms():
     assert shapes["bmm"] == MatrixShape(3, 7, 11, 9)
     conv = next(s for kind, s in shapes.items() if "conv" in kind and not kind.endswith("-dw"))
     assert conv == MatrixShape(1, 2 * 8 * 8, 10, 6 * 9, window=9,
-                               call=ConvCall(2, 2 * 6 * 16 * 16, (3, 3), True, False, 1))
+                               call=ConvGeometry(2, 2 * 6 * 16 * 16, (3, 3), True, False, 1))
     dw = next(s for kind, s in shapes.items() if kind.endswith("-dw"))
     assert dw == MatrixShape(1, 2 * 8 * 8, 10, 9, depthwise=True, window=9,
-                             call=ConvCall(2, 2 * 10 * 8 * 8, (3, 3), False, False, 10))
+                             call=ConvGeometry(2, 2 * 10 * 8 * 8, (3, 3), False, False, 10))
     # 2*M*N*K*batch is the FLOP count without bias (convs here have a bias: + outputs).
     bmm = next(k for k in kernels if k.nodes[0].kind == "bmm")
     assert bmm.flops == 2 * 3 * 7 * 11 * 9
@@ -101,11 +101,11 @@ def test_point_shape_reads_microbenchmark_parameters():
     # 40 -> 80 channels, 3x3, stride 2 on 28x28: 14x14 outputs, K = 40 * 9.
     assert point_shape("conv", {"shape": "40-80-28-3-2-1", "batch": 2}) == \
         MatrixShape(1, 2 * 14 * 14, 80, 360, window=9,
-                    call=ConvCall(2, 2 * 40 * 28 * 28, (3, 3), True, False, 1))
+                    call=ConvGeometry(2, 2 * 40 * 28 * 28, (3, 3), True, False, 1))
     # 96 -> 96 channels in 8 groups: eight 784 x 12 x 108 products.
     assert point_shape("conv", {"shape": "96-96-28-3-1-8", "batch": 1}) == \
         MatrixShape(8, 784, 12, 108, window=9,
-                    call=ConvCall(1, 96 * 28 * 28, (3, 3), False, False, 8))
+                    call=ConvGeometry(1, 96 * 28 * 28, (3, 3), False, False, 8))
     dw = point_shape("conv", {"shape": "32-32-28-3-1-32", "batch": 1})
     assert dw is not None and dw.depthwise and streams("conv", dw)
     assert streams("gemm", MatrixShape(1, 1, 640, 640))

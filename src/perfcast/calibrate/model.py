@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from perfcast.calibrate.curve import Curve
+from perfcast.calibrate.eager_cpu import ELEMENT_COST_NAMES
 from perfcast.calibrate.profile import (
     COMPUTE_CATEGORIES,
     MEMORY_CATEGORIES,
@@ -177,7 +178,8 @@ class CalibratedTime:
         """Busy seconds of an elementwise or pooling kernel from its ops' per-element
         costs and fixed per-call costs (``default`` where none was measured)."""
         seconds: Dim = 0.0
-        for kind, count in kernel.elements:
+        for op_kind, count in kernel.elements:
+            kind = ELEMENT_COST_NAMES.get(op_kind, op_kind)
             found = self._lookup(self.profile.element_cost, (kind,), dtype)
             if found is not None:
                 cost, t, _ = found

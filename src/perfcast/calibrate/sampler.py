@@ -101,7 +101,7 @@ def families() -> list[Family]:
                lambda v, d: {"shape": _conv(v, 2 * v, 20, 3), "batch": 1, "dtype": d}),
         # Few output pixels on many channels, and strided 1x1 convs: at batch 1 PyTorch
         # sends convolutions with an input over 20,480 elements to oneDNN and smaller ones
-        # to its own kernels (calibrate.eager_conv), so oneDNN is timed at small M only
+        # to its own kernels (calibrate.eager_cpu), so oneDNN is timed at small M only
         # with this many channels. The strided 1x1 family halves the image as it doubles
         # the channels (like a ResNet downsample), at a constant 38 MFLOP.
         Family("conv3x3-deep", "micro:conv2d", "conv", 8, 24,

@@ -33,10 +33,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from perfcast.calibrate.curve import NEAR, Curve
-from perfcast.calibrate.eager_conv import runs_native
+from perfcast.calibrate.eager_cpu import runs_native
 from perfcast.estimate.efficiency import Confidence
 from perfcast.ir.tensor import Dim
-from perfcast.passes.kernel_shape import ConvCall, MatrixShape, conv_matrix_shape
+from perfcast.passes.kernel_shape import ConvGeometry, MatrixShape, conv_matrix_shape
 
 MIN_POINTS = 8  # fewer measured shapes than this fit no shape model
 ALIGN = 8  # elements: N and K multiples of this count as aligned
@@ -271,7 +271,7 @@ def point_shape(category: str, params: dict[str, Any]) -> MatrixShape | None:
         c_in, c_out, size, kernel, stride, groups = conv_shape(str(params["shape"]))
         side = (size + 2 * (kernel // 2) - kernel) // stride + 1
         images = int(params.get("batch", 1))
-        call = ConvCall(images=images, input_elements=images * c_in * size * size,
+        call = ConvGeometry(images=images, input_elements=images * c_in * size * size,
                         window=(kernel, kernel), strided=stride > 1, dilated=False,
                         groups=groups)
         return conv_matrix_shape(images * side * side, c_out, c_in // groups, groups,
@@ -290,7 +290,7 @@ def model_name(category: str, shape: MatrixShape, *, threads: int,
     1x1 convolutions get their own (POINTWISE: oneDNN runs them as another kernel; here
     they reach 60-75% of the rate a 3x3 convolution of the same channels does at
     ResNet-50's sizes), and so do convolutions PyTorch eager runs natively instead of
-    with oneDNN (NATIVE suffix; :func:`~perfcast.calibrate.eager_conv.runs_native`).
+    with oneDNN (NATIVE suffix; :func:`~perfcast.calibrate.eager_cpu.runs_native`).
     An array of names when the batch is a sweep.
     """
     if category != "conv" or shape.depthwise:

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfcast.ir import Category, Graph, Node
+from perfcast.ir import Category, Family, Graph, Node, in_family
 from perfcast.ir.tensor import Dim, numel
 
 _LINEAR_KINDS = frozenset({"linear"})
 _MM_KINDS = frozenset({"mm", "addmm"})
 _BMM_KINDS = frozenset({"bmm", "baddbmm"})
-# Windowed pooling kinds -> the name their per-element cost is calibrated under.
-POOL_KINDS = {"max_pool2d": "max_pool2d", "max_pool2d_with_indices": "max_pool2d",
-              "avg_pool2d": "avg_pool2d"}
 
 
 @dataclass(frozen=True)
-class ConvCall:
-    """The facts of a convolution call that a framework picks its implementation by
-    (PyTorch eager: :mod:`perfcast.calibrate.eager_conv`)."""
+class ConvGeometry:
+    """A convolution's geometry beyond M, N, K: what a framework may pick its
+    implementation by (the PyTorch eager CPU rule lives in
+    :mod:`perfcast.calibrate.eager_cpu`, with the backend's other facts)."""
 
     images: Dim  # N, the batch of images
     input_elements: Dim  # N x input channels x spatial
@@ -53,7 +51,7 @@ class MatrixShape:
     k: Dim
     depthwise: bool = False
     window: Dim = 1
-    call: ConvCall | None = None
+    call: ConvGeometry | None = None
 
 
 def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
@@ -78,12 +76,12 @@ def matrix_shape(graph: Graph, node: Node) -> MatrixShape | None:
 
 
 def element_counts(graph: Graph, nodes: tuple[Node, ...]) -> tuple[tuple[str, Dim], ...]:
-    """``(op kind, elements)`` of each elementwise op (output elements) and windowed
-    pooling op (input elements) among ``nodes``."""
+    """``(op kind, elements)`` of each elementwise op (output elements) and pooling op
+    (input elements) among ``nodes``."""
     counts = []
     for n in nodes:
-        if n.kind in POOL_KINDS and n.inputs:
-            counts.append((POOL_KINDS[n.kind], graph.tensors[n.inputs[0]].numel))
+        if in_family(n.kind, Family.POOLING) and n.inputs:
+            counts.append((n.kind, graph.tensors[n.inputs[0]].numel))
         elif graph.category(n) is Category.ELEMENTWISE and n.outputs:
             counts.append((n.kind, graph.tensors[n.outputs[0]].numel))
     return tuple(counts)
@@ -114,7 +112,7 @@ def _conv_shape(graph: Graph, node: Node) -> MatrixShape:
     else:
         c_out, c_in_group = w.shape[0], w.shape[1]
         pixels = numel(out.shape[:-n_sp - 1]) * numel(out.shape[-n_sp:])
-    call = ConvCall(images=numel(x.shape[:-n_sp - 1]), input_elements=x.numel,
+    call = ConvGeometry(images=numel(x.shape[:-n_sp - 1]), input_elements=x.numel,
                     window=tuple(w.shape[2:]), strided=_any_above_one(node, "stride"),
                     dilated=_any_above_one(node, "dilation"), groups=groups)
     return conv_matrix_shape(pixels, c_out, c_in_group, groups, window, call)
@@ -129,7 +127,7 @@ def _any_above_one(node: Node, attr: str) -> bool:
 
 
 def conv_matrix_shape(pixels: Dim, c_out: Dim, c_in_group: Dim, groups: int,
-                      window: Dim, call: ConvCall | None = None) -> MatrixShape:
+                      window: Dim, call: ConvGeometry | None = None) -> MatrixShape:
     """The implicit GEMM of a convolution writing ``pixels`` outputs per channel (batch
     included): one product per group, or a depthwise stream."""
     if groups > 1 and c_in_group == 1:

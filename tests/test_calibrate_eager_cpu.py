@@ -11,7 +11,7 @@ import torch
 
 from conv_points import conv_point, depthwise_points
 from perfcast.calibrate import CalibrationPoint, fit_profile
-from perfcast.calibrate.eager_conv import NATIVE_MAX_INPUT, runs_native
+from perfcast.calibrate.eager_cpu import NATIVE_MAX_INPUT, runs_native
 from perfcast.calibrate.model import CalibratedTime
 from perfcast.calibrate.shape_model import NATIVE, POINTWISE, model_name, point_shape
 from perfcast.estimate.roofline import estimate_kernel
@@ -19,7 +19,7 @@ from perfcast.frontends.torch_export import capture
 from perfcast.hardware.detect import detect_local
 from perfcast.ir import Category
 from perfcast.passes import Kernel, partition
-from perfcast.passes.kernel_shape import ConvCall, MatrixShape
+from perfcast.passes.kernel_shape import ConvGeometry, MatrixShape
 
 OVERHEAD_S = 3e-6
 
@@ -77,18 +77,18 @@ def test_runs_native_matches_what_torch_dispatches(case):
     conv = next(k for k in partition(capture(module, (x,)).graph, "eager")
                 if k.shape is not None)
     call = conv.shape.call
-    assert call == ConvCall(batch, batch * cin * side * side, (kernel, kernel), stride > 1,
+    assert call == ConvGeometry(batch, batch * cin * side * side, (kernel, kernel), stride > 1,
                             dilation > 1, groups)
     assert runs_native(call, threads, "float32") == _dispatched_natively(module, x, threads)
 
 
 def test_runs_native_flags_each_point_of_a_batch_sweep_and_leaves_other_dtypes_alone():
     images = np.array([1, 2, 16])
-    call = ConvCall(images, images * 8 * 8 * 8, (1, 1), False, False, 1)
+    call = ConvGeometry(images, images * 8 * 8 * 8, (1, 1), False, False, 1)
     np.testing.assert_array_equal(runs_native(call, 1, "float32"), [True, True, False])
     np.testing.assert_array_equal(runs_native(call, 2, "float32"), [True, False, False])
     assert runs_native(call, 1, "bfloat16") is False
-    big = ConvCall(1, NATIVE_MAX_INPUT + 1, (3, 3), False, False, 1)
+    big = ConvGeometry(1, NATIVE_MAX_INPUT + 1, (3, 3), False, False, 1)
     assert runs_native(big, 1, "float32") is False
 
 
@@ -111,7 +111,8 @@ def test_native_and_onednn_convolutions_fit_and_use_models_of_their_own():
     images = np.array([1, 2, 4])
     side, c = 16, 40  # 10,240 input elements per image: native alone, oneDNN from two
     shape = MatrixShape(1, images * side * side, c, c * 9, window=9,
-                        call=ConvCall(images, images * c * side * side, (3, 3), False, False, 1))
+                        call=ConvGeometry(images, images * c * side * side, (3, 3), False, False,
+                                          1))
     names = model_name("conv", shape, threads=1, dtype="float32")
     np.testing.assert_array_equal(names, ["conv" + NATIVE, "conv", "conv"])
     flops = 2.0 * shape.m * shape.n * shape.k

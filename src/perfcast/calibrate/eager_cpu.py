@@ -1,9 +1,10 @@
-"""Which implementation PyTorch eager runs a float32 CPU convolution with.
+"""PyTorch eager on the CPU: the backend facts calibration models, in one place.
 
-ATen sends a float32 CPU convolution either to oneDNN or to its own im2col + GEMM
-kernels (``_slow_conv2d_forward``, ``slow_conv_dilated2d``), by a fixed rule on the
-call (``ConvParams::use_mkldnn`` in ATen's Convolution.cpp, torch 2.x). oneDNN runs it
-when both hold:
+Pooling ops are timed by elements read, under one calibrated name per op family
+(:data:`ELEMENT_COST_NAMES`). Convolutions: ATen sends a float32 CPU convolution either to
+oneDNN or to its own im2col + GEMM kernels (``_slow_conv2d_forward``,
+``slow_conv_dilated2d``), by a fixed rule on the call (``ConvParams::use_mkldnn`` in
+ATen's Convolution.cpp, torch 2.x). oneDNN runs it when both hold:
 
 - the call is strided or dilated, has at least 16 images, a window other than 1x1, or
   runs on more than one thread (ATen: a 1x1 kernel is faster in THNN single-threaded);
@@ -21,14 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from perfcast.passes.kernel_shape import ConvCall
+from perfcast.passes.kernel_shape import ConvGeometry
 
+# op kind -> the name its per-element cost is calibrated under (default: the kind itself)
+ELEMENT_COST_NAMES = {"max_pool2d_with_indices": "max_pool2d"}
 NATIVE_MAX_INPUT = 20480  # input elements (N x C x H x W) up to which ATen keeps a conv
 MIN_ONEDNN_IMAGES = 16  # images from which a 1x1 conv goes to oneDNN on one thread
 RULE_DTYPE = "float32"  # the dtype the rule is for; other dtypes are not split
 
 
-def runs_native(call: ConvCall, threads: int, dtype: str) -> bool | np.ndarray:
+def runs_native(call: ConvGeometry, threads: int, dtype: str) -> bool | np.ndarray:
     """Whether PyTorch eager runs this convolution with ATen's im2col + GEMM kernels
     rather than oneDNN (one flag per point when the batch is a sweep). False for dtypes
     other than RULE_DTYPE."""
