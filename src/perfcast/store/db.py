@@ -22,6 +22,7 @@ from typing import Any
 
 from perfcast.store import migrations
 from perfcast.store.errors import StoreError
+from perfcast.store.files import APPLICATION_ID, ELSEWHERE, check_not_newer, validate_file
 from perfcast.store.records import (
     EnvironmentRow,
     PredictionRow,
@@ -45,13 +46,10 @@ from perfcast.store.values import (
     to_float,
 )
 
-APPLICATION_ID = 0x50464353  # b"PFCS"
 RUN_STATUSES = ("running", "complete", "failed", "regression", "incomplete")
 FINISH_STATUSES = ("complete", "failed", "regression")
 RESULT_STATUSES = ("ok", "failed", "skipped")
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_ELSEWHERE = "Pass --db or set PERFCAST_DB to another file."
 # (resolved db path, run id) of runs begun by this process and not finished yet: a run whose
 # pid equals ours but is not listed here was left by an earlier process that had the same pid.
 _LIVE_RUNS: set[tuple[str, str]] = set()
@@ -77,12 +75,12 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path = Path(path).expanduser() if path is not None else default_db_path()
-        _validate(self._path)
+        validate_file(self._path)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self._path, isolation_level=None, timeout=5.0)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open {self._path} for writing ({exc}). {_ELSEWHERE}") from exc
+            raise StoreError(f"cannot open {self._path} for writing ({exc}). {ELSEWHERE}") from exc
         self._key = str(self._path.resolve())
         try:
             self._configure()
@@ -404,13 +402,13 @@ class Store:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{self._path}: SQLite refused WAL journal mode (got {mode!r}); "
-                             f"put the database on a local file system. {_ELSEWHERE}")
+                             f"put the database on a local file system. {ELSEWHERE}")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self) -> None:
         current = self.schema_version
-        _check_not_newer(self._path, current)
+        check_not_newer(self._path, current)
         for migration in migrations.pending(current):
             try:
                 migrations.apply(self._conn, migration, APPLICATION_ID)
@@ -456,69 +454,6 @@ class Store:
             message += f"; closest: {', '.join(closest)}"
         message += f"; latest: {ids[0]}" if ids else "; the database has no runs yet"
         return StoreError(message)
-
-
-# -- opening and validation ------------------------------------------------------------------
-
-
-def _validate(path: Path) -> None:
-    """Refuse any file that is not empty, missing or a healthy perfcast database; read only."""
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a database file. {_ELSEWHERE}")
-    if not path.exists():
-        return
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise StoreError(f"cannot read {path} ({exc}). {_ELSEWHERE}") from exc
-    if not head:
-        return
-    if head != _SQLITE_MAGIC:
-        raise _not_sqlite(path, "file is not a database")
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        _validate_open(path, conn)
-    except sqlite3.DatabaseError as exc:
-        if "file is not a database" in str(exc):
-            raise _not_sqlite(path, str(exc)) from exc
-        kind = "cannot read" if isinstance(exc, sqlite3.OperationalError) else "damaged"
-        raise StoreError(f"{path}: {kind} SQLite database ({exc}); perfcast left it untouched. "
-                         f"{_ELSEWHERE}") from exc
-    finally:
-        conn.close()
-
-
-def _validate_open(path: Path, conn: sqlite3.Connection) -> None:
-    tables = [row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == 0 and not tables and version == 0:
-        return  # an empty SQLite file: perfcast may create its schema there
-    if app_id != APPLICATION_ID:
-        listed = ", ".join(tables) if tables else "none"
-        raise StoreError(f"{path} is a SQLite database of another application "
-                         f"(application_id={app_id:#x}, tables: {listed}); refusing to modify "
-                         f"it. {_ELSEWHERE}")
-    _check_not_newer(path, version)
-    problems = [line for row in conn.execute("PRAGMA quick_check(5)")
-                for line in row[0].splitlines() if not line.startswith("***")]
-    if problems != ["ok"]:
-        raise StoreError(f"{path}: SQLite quick_check failed ({'; '.join(problems)}); the "
-                         f"database is damaged and perfcast left it untouched. {_ELSEWHERE}")
-
-
-def _check_not_newer(path: Path, version: int) -> None:
-    supported = migrations.latest_version()
-    if version > supported:
-        raise StoreError(f"{path} has schema version {version}, but this perfcast supports "
-                         f"versions up to {supported}; upgrade perfcast to use it")
-
-
-def _not_sqlite(path: Path, reason: str) -> StoreError:
-    return StoreError(f"{path} is not a SQLite database ({reason}); perfcast left it untouched. "
-                      f"{_ELSEWHERE}")
 
 
 def _pid_alive(pid: int) -> bool:
