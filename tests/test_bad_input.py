@@ -62,3 +62,15 @@ def test_unsupported_ops_are_listed_and_lower_confidence():
     assert len(mystery) == 2
     # never counted as zero time: each moves its input and output, 2*32 fp32 each way
     assert all(k.kernel.bytes == 2 * 2 * 32 * 4 and k.time_s > 0 for k in mystery)
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "x" * 5000])
+def test_overlong_names_are_unknown_not_os_errors(name):
+    """A name longer than any file name once reached the file system (OSError)."""
+    from perfcast.frontends.llm.catalog import load_model
+    from perfcast.frontends.llm.errors import ModelConfigError
+
+    with pytest.raises(UnknownHardwareError, match="unknown hardware"):
+        load_spec(name)
+    with pytest.raises(ModelConfigError, match="unknown model"):
+        load_model(name)

@@ -48,7 +48,7 @@ def alias_index() -> dict[str, str]:
 def resolve_name(name: str) -> str | None:
     """Canonical catalog name for a name or alias (case-insensitive), or None."""
     key = _key(name)
-    if (CATALOG_DIR / f"{key}.yaml").is_file():
+    if key in catalog_names():  # a listing, not a file probe: any text is a safe name
         return key
     return alias_index().get(key)
 

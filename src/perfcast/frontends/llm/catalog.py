@@ -53,11 +53,20 @@ def _alias_index() -> dict[str, str]:
     return index
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` is a file or folder; False for text no file system takes as a
+    path (too long a name, a NUL byte)."""
+    try:
+        return path.is_dir() or path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def load_model(name_or_path: str | Path) -> ModelConfig:
     """A catalog model by name or alias (case-insensitive), or a config.json path."""
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if text.endswith(".json") or path.is_dir() or path.is_file():
+    if text.endswith(".json") or _exists(path):
         return load_hf_config(path)
     found = _alias_index().get(_key(text))
     if found is None:
