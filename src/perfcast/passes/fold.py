@@ -47,7 +47,7 @@ def constant_fold(graph: Graph, consts: Mapping[str, np.ndarray], *, evaluate: E
             t = work.tensors[name]
             work.tensors[name] = Tensor(name, t.shape, t.dtype, const=True)
         for name, value in zip(node.outputs, outs, strict=False):
-            work.consts[name] = np.ascontiguousarray(value)
+            work.consts[name] = np.asarray(value, order="C")  # keeps 0-d shape
         folded += 1
     work.nodes = kept
     if stats is not None and folded:

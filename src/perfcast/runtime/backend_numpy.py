@@ -199,6 +199,23 @@ def k_reduce(ins: list[np.ndarray], outs: list[np.ndarray], at: Mapping[str, Any
     _dense(outs[0], (shape[0], shape[2]))[...] = fn(x, axis=1)
 
 
+def k_cumsum(ins: list[np.ndarray], outs: list[np.ndarray], at: Mapping[str, Any]) -> None:
+    shape = (at["outer"], at["inner_len"], at["inner"])
+    x = _dense(ins[0], shape)
+    acc = np.float64 if x.dtype == np.float32 else x.dtype  # as ATen on the CPU
+    _dense(outs[0], shape)[...] = np.cumsum(x, axis=1, dtype=acc)
+
+
+def k_gather(ins: list[np.ndarray], outs: list[np.ndarray], at: Mapping[str, Any]) -> None:
+    outer, n, m, inner = at["outer"], at["len"], at["m"], at["inner"]
+    idx = _dense(ins[1], (outer, m, inner))
+    bad = (idx < 0) | (idx >= n)
+    if bad.any():
+        raise IndexError(f"gather index {int(idx[bad][0])} out of range [0, {n})")
+    _dense(outs[0], (outer, m, inner))[...] = np.take_along_axis(
+        _dense(ins[0], (outer, n, inner)), idx, axis=1)
+
+
 def k_embedding(ins: list[np.ndarray], outs: list[np.ndarray], at: Mapping[str, Any]) -> None:
     n, dim = at["n"], at["dim"]
     vocab = ins[0].size // dim
@@ -262,6 +279,7 @@ KERNELS: dict[str, Kernel] = {
     "gemm": k_gemm, "binary": k_binary, "scalar": k_scalar, "unary": k_unary,
     "where": k_where, "copy": k_copy,
     "softmax": k_softmax, "layer_norm": k_layer_norm, "rms_norm": k_rms_norm,
-    "reduce": k_reduce, "embedding": k_embedding, "attention": k_attention, "rope": k_rope,
-    "swiglu": k_swiglu, "cast": k_cast,
+    "reduce": k_reduce, "cumsum": k_cumsum, "gather": k_gather,
+    "embedding": k_embedding,
+    "attention": k_attention, "rope": k_rope, "swiglu": k_swiglu, "cast": k_cast,
 }

@@ -76,7 +76,9 @@ SIGNATURES: dict[str, str] = {
     "pc_layer_norm": "ppppqqd",
     "pc_rms_norm": "pppqqd",
     "pc_reduce": "ippqqq",
+    "pc_cumsum": "ippqqq",
     "pc_embedding": "pppqqq",
+    "pc_gather": "ipppqqqq",
     "pc_rope": "ppppqqq",
     "pc_attention": "pppppqqqqqqdiiaaaaa",
 }
@@ -324,6 +326,24 @@ def _reduce(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> 
     _need_contiguous(step, ins[0])
     return Call("pc_reduce", (REDUCE_OPS[str(a["op"])], Ptr(ins[0].name), Ptr(out.name),
                               int(a["outer"]), int(a["inner_len"]), int(a["inner"])))
+
+
+@_calls("cumsum")
+def _cumsum(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    _need_contiguous(step, ins[0])
+    return Call("pc_cumsum", (DTYPE[out.dtype], Ptr(ins[0].name), Ptr(out.name),
+                              int(a["outer"]), int(a["inner_len"]), int(a["inner"])))
+
+
+@_calls("gather")
+def _gather(step: Step, ins: list[Buf], out: Buf, packed: Mapping[str, str]) -> Call:
+    a = step.attrs
+    _need_contiguous(step, ins[0])
+    _need_contiguous(step, ins[1])
+    return Call("pc_gather", (NP_DTYPE[out.dtype].itemsize, Ptr(ins[0].name),
+                              Ptr(ins[1].name), Ptr(out.name), int(a["outer"]),
+                              int(a["len"]), int(a["m"]), int(a["inner"])))
 
 
 @_calls("embedding")

@@ -82,7 +82,7 @@ def run_graph(graph: Graph, consts: Mapping[str, np.ndarray],
         env.update(zip(node.outputs, outs, strict=True))
         for name in remaining.get(k, ()):
             env.pop(name, None)
-    return [np.ascontiguousarray(env[o]) for o in graph.outputs]
+    return [np.asarray(env[o], order="C") for o in graph.outputs]
 
 
 def _bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:

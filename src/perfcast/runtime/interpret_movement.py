@@ -48,6 +48,10 @@ def _permute(args: Args):
     return np.transpose(args.x, [norm_dim(int(d), args.x.ndim) for d in args.attrs["dims"]])
 
 
+def _numpy_t(args: Args):
+    return np.transpose(args.x)  # Tensor.T: every dimension reversed
+
+
 def _transpose(args: Args):
     x = args.x
     if x.ndim < 2:
@@ -177,6 +181,10 @@ def _copy(args: Args):
     return np.broadcast_to(args.tensor("src", 1), args.x.shape)
 
 
+def _fill(args: Args):
+    return np.full(args.x.shape, args.operand("value", 1), dtype=args.x.dtype)
+
+
 def _new(value: float) -> Impl:
     def impl(args: Args):
         return np.full(tuple(int(d) for d in args.attrs["size"]), args.attr("fill_value", value))
@@ -206,13 +214,14 @@ def _scalar_tensor(args: Args):
 MOVEMENT: dict[str, Impl] = {
     "view": _reshape, "reshape": _reshape, "_unsafe_view": _reshape,
     "unsqueeze": _unsqueeze, "squeeze": _squeeze, "expand": _expand, "permute": _permute,
-    "transpose": _transpose, "t": _transpose, "slice": _slice, "select": _select,
-    "narrow": _narrow, "flatten": _flatten, "unflatten": _unflatten, "split": _split,
+    "transpose": _transpose, "t": _transpose, "numpy_T": _numpy_t, "slice": _slice,
+    "select": _select, "narrow": _narrow, "flatten": _flatten, "unflatten": _unflatten,
+    "split": _split,
     "split_with_sizes": _split, "chunk": _chunk, "unbind": _unbind, "copy": _copy,
     "roll": _roll, "flip": lambda a: np.flip(a.x, axis=tuple(a.attrs["dims"])), "cat": _cat,
     "stack": _stack, "constant_pad_nd": _pad, "pad": _pad, "repeat": _repeat,
     "repeat_interleave": _repeat_interleave, "index": _index, "index_select": _index_select,
-    "gather": _gather,
+    "gather": _gather, "fill": _fill,
     "new_ones": _new(1), "new_zeros": _new(0), "new_full": _new(0), "new_empty": _new(0),
     "zeros_like": _like(0), "ones_like": _like(1), "full_like": _like(0),
     "empty_like": _like(0), "zeros": _factory(0), "ones": _factory(1), "full": _factory(0),

@@ -109,6 +109,14 @@ def _sdpa(args: Args):
     return sdpa(q, k, v, mask, scale=None if scale is None else float(scale), causal=causal)
 
 
+def _weight_norm(args: Args):
+    """``v * g / ||v||``, the norm over every dimension but ``dim`` (all of them for -1)."""
+    v, g, dim = args.tensor("v", 0), args.tensor("g", 1), int(args.attr("dim", 0))
+    axes = tuple(a for a in range(v.ndim) if dim == -1 or a != dim % v.ndim)
+    norm = np.sqrt(np.sum(np.square(v, dtype=np.float64), axis=axes, keepdims=True))
+    return (v * (g / norm)).astype(v.dtype)
+
+
 def _embedding(args: Args):
     return np.take(args.tensor("weight", 0), args.tensor("indices", 1), axis=0)
 
@@ -126,5 +134,5 @@ NN: dict[str, Impl] = {
     "rms_norm": _rms_norm, "group_norm": _group_norm,
     "batch_norm": _batch_norm_out, "_native_batch_norm_legit_no_training": _batch_norm_triple,
     "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "swiglu": _swiglu,
-    "rope": _rope,
+    "rope": _rope, "_weight_norm": _weight_norm,
 }

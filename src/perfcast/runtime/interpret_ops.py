@@ -221,8 +221,13 @@ def _reduce(fn: Callable) -> Impl:
     return impl
 
 
-def _max_min(fn: Callable, arg_fn: Callable) -> Impl:
+def _max_min(fn: Callable, arg_fn: Callable, pair_fn: Callable) -> Impl:
+    """``max``/``min``: of all elements, along ``dim`` (values and indices), or the
+    elementwise form ``max(self, other)``."""
     def impl(args: Args):
+        other = args.tensor("other", 1)
+        if other is not None:
+            return pair_fn(args.x, other)
         if args.attr("dim") is None:
             return fn(args.x)
         dim = norm_dim(int(args.attrs["dim"]), args.x.ndim)
@@ -306,8 +311,9 @@ def _diff(args: Args):
 REDUCTIONS: dict[str, Impl] = {
     "sum": _reduce(np.sum), "mean": _reduce(np.mean), "prod": _reduce(np.prod),
     "amax": _reduce(np.max), "amin": _reduce(np.min), "any": _reduce(np.any),
-    "all": _reduce(np.all), "max": _max_min(np.max, np.argmax),
-    "min": _max_min(np.min, np.argmin), "argmax": _arg(np.argmax), "argmin": _arg(np.argmin),
+    "all": _reduce(np.all), "max": _max_min(np.max, np.argmax, np.maximum),
+    "min": _max_min(np.min, np.argmin, np.minimum), "argmax": _arg(np.argmax),
+    "argmin": _arg(np.argmin),
     "var": _var, "std": _std, "logsumexp": _logsumexp, "linalg_vector_norm": _vector_norm,
     "softmax": _softmax(False), "_softmax": _softmax(False), "log_softmax": _softmax(True),
     "_log_softmax": _softmax(True), "cumsum": _cumsum, "diff": _diff,

@@ -21,6 +21,10 @@ from perfcast.ir import Family, Graph, Node, in_family
 from perfcast.runtime import views as V
 from perfcast.runtime.program import DTYPES, Step, contiguous_strides
 
+# Integer tensors inside a graph whose dtype the runtime lacks are computed in int64: the
+# same values as long as they fit in the narrower type (masks, positions, counts).
+WIDEN = {"int32": "int64"}
+
 
 class RuntimeLoweringError(ValueError):
     """The graph has something the runtime cannot execute; the message names the node."""
@@ -105,6 +109,7 @@ class Lowerer:
             if t.name not in self.values:
                 raise RuntimeLoweringError(f"constant {t.name!r} has no value; capture the "
                                            "model with keep_weights=True")
+            self.values[t.name] = self.materialize(self.values[t.name])
             self.views[t.name] = V.root_view(t.name, self.values[t.name].shape,
                                              _dtype_name(self.values[t.name]))
         for node in self.graph.nodes:
@@ -188,7 +193,9 @@ class Lowerer:
         return tuple(int(d) for d in self.graph.tensors[name].shape)
 
     def dtype(self, name: str) -> str:
-        return self.graph.tensors[name].dtype
+        """``name``'s dtype in the runtime (int32 is computed as int64, see :data:`WIDEN`)."""
+        dtype = self.graph.tensors[name].dtype
+        return WIDEN.get(dtype, dtype)
 
     def fresh(self, hint: str) -> str:
         self._counter += 1
@@ -221,7 +228,9 @@ class Lowerer:
 
     def materialize(self, value: np.ndarray) -> np.ndarray:
         """A constant's value as the program keeps it (C-contiguous)."""
-        return np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")  # ascontiguousarray makes 0-d arrays 1-d
+        wide = WIDEN.get(_dtype_name(value))
+        return value if wide is None else value.astype(DTYPES[wide])
 
     def buf(self, tensor: str) -> str:
         """A buffer for ``tensor`` exactly as viewed (any strides) for a step to read."""

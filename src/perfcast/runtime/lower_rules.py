@@ -48,7 +48,7 @@ def fold_node(lw: Lowerer, node: Node, fallback: bool = False) -> None:
         raise lw.error(f"op kind {node.kind!r} is not supported by the runtime, and "
                        f"evaluating it on constants failed: {exc}") from exc
     for name, value in zip(node.outputs, outs, strict=True):
-        lw.values[name] = np.ascontiguousarray(value)
+        lw.values[name] = lw.materialize(value)
         lw.set_view(name, V.root_view(name, value.shape, lw.dtype(name)))
     lw.folded.append(node.name)
 
@@ -100,6 +100,12 @@ def _expand(lw: Lowerer, node: Node) -> None:
 @rule("permute", view=True)
 def _permute(lw: Lowerer, node: Node) -> None:
     _set(lw, node, V.permute(lw.view(node.inputs[0]), node.attrs["dims"]))
+
+
+@rule("numpy_T", view=True)
+def _numpy_t(lw: Lowerer, node: Node) -> None:
+    v = lw.view(node.inputs[0])
+    _set(lw, node, V.permute(v, list(range(v.rank))[::-1]))
 
 
 @rule("transpose", "t", view=True)

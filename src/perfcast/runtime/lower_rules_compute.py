@@ -10,7 +10,7 @@ import numpy as np
 from perfcast.ir import Node
 from perfcast.runtime import views as V
 from perfcast.runtime.lower import Lowerer
-from perfcast.runtime.lower_rules import cast_view, rule
+from perfcast.runtime.lower_rules import cast_view, emit_binary, rule
 from perfcast.runtime.program import contiguous_strides
 
 
@@ -81,8 +81,15 @@ def _only_first_output_used(lw: Lowerer, node: Node) -> None:
 REDUCE = {"sum": "sum", "mean": "mean", "amax": "max", "max": "max"}
 
 
-@rule(*REDUCE)
+@rule(*REDUCE, "min")
 def _reduce(lw: Lowerer, node: Node) -> None:
+    out = node.outputs[0]
+    if node.tensor_arg("other", 1) is not None:  # max(self, other): elementwise
+        a, b = (cast_view(lw, i, lw.dtype(out)) for i in node.inputs)
+        emit_binary(lw, "maximum" if node.kind == "max" else "minimum", a, b, out)
+        return
+    if node.kind not in REDUCE:
+        raise lw.error(f"op kind {node.kind!r} is not supported by the runtime")
     _only_first_output_used(lw, node)
     x = node.inputs[0]
     shape = lw.shape(x)
@@ -92,7 +99,6 @@ def _reduce(lw: Lowerer, node: Node) -> None:
     dims = sorted({V.norm(int(d), len(shape)) for d in dims})
     if dims and dims != list(range(dims[0], dims[-1] + 1)):
         raise lw.error(f"reduction over non-adjacent dimensions {dims}")
-    out = node.outputs[0]
     v = cast_view(lw, x, lw.dtype(out))
     src = lw.dense_view(v, x)
     lo, hi = (dims[0], dims[-1] + 1) if dims else (0, 0)
@@ -101,6 +107,38 @@ def _reduce(lw: Lowerer, node: Node) -> None:
     inner = int(np.prod(shape[hi:], dtype=np.int64))
     lw.emit("reduce", [src], [lw.output_root(out)],
             {"op": REDUCE[node.kind], "outer": outer, "inner_len": inner_len, "inner": inner})
+
+
+@rule("cumsum")
+def _cumsum(lw: Lowerer, node: Node) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    shape, dtype = lw.shape(x), lw.dtype(out)
+    if dtype not in ("float32", "int64"):
+        raise lw.error(f"cumsum to {dtype}; the runtime sums float32 or int64")
+    dim = V.norm(int(node.attrs["dim"]), len(shape)) if shape else 0
+    src = lw.dense_view(cast_view(lw, x, dtype), x)
+    lw.emit("cumsum", [src], [lw.output_root(out)],
+            {"outer": int(np.prod(shape[:dim], dtype=np.int64)),
+             "inner_len": int(np.prod(shape[dim:dim + 1], dtype=np.int64)),
+             "inner": int(np.prod(shape[dim + 1:], dtype=np.int64))})
+
+
+@rule("gather")
+def _gather(lw: Lowerer, node: Node) -> None:
+    x, index, out = node.tensor_arg("self", 0), node.tensor_arg("index", 1), node.outputs[0]
+    xs, ins = lw.shape(x), lw.shape(index)
+    dim = V.norm(int(node.attrs.get("dim", 0)), len(xs)) if xs else 0
+    if len(ins) != len(xs) or any(a != b for d, (a, b) in enumerate(zip(xs, ins, strict=True))
+                                  if d != dim):
+        raise lw.error(f"gather of {list(xs)} by an index of shape {list(ins)}: the index "
+                       f"must match the input outside dim {dim}")
+    src = lw.dense_view(cast_view(lw, x, lw.dtype(out)), x)
+    idx = lw.dense_view(cast_view(lw, index, "int64"), index)
+    lw.emit("gather", [src, idx], [lw.output_root(out)],
+            {"outer": int(np.prod(xs[:dim], dtype=np.int64)),
+             "len": int(np.prod(xs[dim:dim + 1], dtype=np.int64)),
+             "m": int(np.prod(ins[dim:dim + 1], dtype=np.int64)),
+             "inner": int(np.prod(xs[dim + 1:], dtype=np.int64))})
 
 
 @rule("embedding")
@@ -294,7 +332,7 @@ def _sdpa(lw: Lowerer, node: Node) -> None:
     mask = node.tensor_arg("attn_mask", 3)
     if float(node.attrs.get("dropout_p", 0.0) or 0.0) != 0.0:
         raise lw.error("attention with dropout_p > 0 (training) is not supported")
-    qkv, inputs = [], []
+    views = []
     for name in (q, k, v):
         view = lw.view(name)
         if view.rank == 3:
@@ -306,6 +344,13 @@ def _sdpa(lw: Lowerer, node: Node) -> None:
             raise lw.error(f"attention operand {name!r} is {view.dtype}; expected float32")
         if view.strides[-1] != 1 and view.shape[-1] != 1:
             view = _dense_like(lw, view, name)
+        views.append(view)
+    d_qk, d_v = views[0].shape[3], views[2].shape[3]
+    if views[1].shape[3] == d_qk != d_v:  # MLA: zeros widen the narrower head dims alike
+        views = [_zero_padded(lw, vw, name, max(d_qk, d_v)) for vw, name in zip(
+            views, (q, k, v), strict=True)]
+    qkv, inputs = [], []
+    for name, view in zip((q, k, v), views, strict=True):
         buf, view = lw.place(view, name)
         qkv.append(view)
         inputs.append(buf)
@@ -318,7 +363,7 @@ def _sdpa(lw: Lowerer, node: Node) -> None:
     if hq % hkv:
         raise lw.error(f"query heads ({hq}) are not a multiple of key/value heads ({hkv})")
     scale = node.attrs.get("scale")
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    scale = 1.0 / math.sqrt(d_qk) if scale is None else float(scale)
     causal = bool(node.attrs.get("is_causal", False))
     mask_kind, mask_strides = "none", [0, 0, 0, 0]
     if causal and s != t:  # torch aligns is_causal to the top left; the kernel bottom right
@@ -349,8 +394,27 @@ def _sdpa(lw: Lowerer, node: Node) -> None:
         lw.emit("attention", inputs, [buf], attrs)
         return
     lw.emit("attention", inputs, [lw.output_root(out, (b, hq, s, d))], attrs)
-    if lw.shape(out) != (b, hq, s, d):
-        lw.set_view(out, V.root_view(lw.view(out).root, lw.shape(out), "float32"))
+    result = V.slice_(lw.view(out), 3, 0, d_v)  # drops the zero padding of v, if any
+    if result.shape != lw.shape(out):  # 3-D operands
+        result = V.squeeze(result, [0])
+    lw.set_view(out, result)
+
+
+def _zero_padded(lw: Lowerer, view: V.View, name: str, width: int) -> V.View:
+    """``view`` [b, h, n, dh], or a new arena buffer [b, h, n, width] with it on the left
+    and zeros on the right (copy steps)."""
+    if view.shape[3] == width:
+        return view
+    shape = (*view.shape[:3], width)
+    root = lw.new_root(lw.fresh(f"{name}.padded"), shape, "float32")
+    full = V.root_view(root, shape, "float32")
+    zero = lw.view(lw.add_const(np.zeros(1, np.float32), f"{name}.zero"))
+    for part, region in ((view, V.slice_(full, 3, 0, view.shape[3])),
+                         (None, V.slice_(full, 3, view.shape[3], width))):
+        src, placed = lw.place(V.broadcast_to(zero, region.shape) if part is None else part,
+                               name)
+        lw.copy_into(src, placed.shape, placed.strides, root, region.offset, region.strides)
+    return full
 
 
 def _heads_moved_next(lw: Lowerer, tensor: str) -> bool:

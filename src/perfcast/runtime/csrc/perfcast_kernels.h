@@ -166,10 +166,16 @@ int pc_rms_norm(const float* x, const float* w, float* out, int64_t rows, int64_
                 double eps);
 /* x viewed as [outer, len, inner]; reduce the middle dimension into out [outer, inner]. */
 int pc_reduce(int op, const float* x, float* out, int64_t outer, int64_t len, int64_t inner);
+/* x, out viewed as [outer, len, inner] (dtype PC_F32 or PC_I64): running sum along len. */
+int pc_cumsum(int dtype, const void* x, void* out, int64_t outer, int64_t len, int64_t inner);
 
 /* ---- embedding: out[i, :] = table[idx[i], :]; idx checked against vocab ---- */
 int pc_embedding(const float* table, const int64_t* idx, float* out, int64_t n, int64_t dim,
                  int64_t vocab);
+
+/* ---- gather (torch.gather): x [outer, len, inner], idx and out [outer, m, inner] ---- */
+int pc_gather(int itemsize, const void* x, const int64_t* idx, void* out, int64_t outer,
+              int64_t len, int64_t m, int64_t inner);
 
 /* ---- rope: x, out [rows, d]; cos, sin [cs_rows, d], row r uses row r % cs_rows ---- */
 int pc_rope(const float* x, const float* cos_t, const float* sin_t, float* out,
