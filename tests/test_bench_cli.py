@@ -23,6 +23,7 @@ from perfcast.store import Store
 DEMO = Path(__file__).parent / "data" / "bench_demo.py"
 QUICK = ["--budget", "0.05", "--min-samples", "5"]
 runner = CliRunner()
+TIMED = ("ok", "unstable")  # a timed result; "unstable" on a loaded or noisy machine
 
 
 def bench(*args: str, db: Path) -> tuple[int, str]:
@@ -99,7 +100,7 @@ def test_failing_check_is_reported_not_timed(tmp_path: Path) -> None:
     broken = by_target["demo:broken-check"]
     assert broken["status"] == "failed" and broken["n"] == 0 and broken["median_s"] is None
     assert "check failed: AssertionError: expected 42, got 41" in broken["error"]
-    assert by_target["demo:sum"]["status"] == "ok"
+    assert by_target["demo:sum"]["status"] in TIMED  # timed, whatever the machine's load
 
 
 @pytest.mark.skipif(cuda_available(), reason="checks the no-CUDA path")
@@ -234,7 +235,7 @@ def test_sigkill_mid_run_keeps_finished_results(tmp_path: Path) -> None:
         killed = store.run("killed")
         assert killed.status == "incomplete"
         kept = store.results("killed")
-        assert 2 <= len(kept) < 8 and all(r.status == "ok" and r.samples for r in kept)
+        assert 2 <= len(kept) < 8 and all(r.status in TIMED and r.samples for r in kept)
         assert [r.params["ms"] for r in kept] == list(range(1, len(kept) + 1))
         assert len(store.results("before")) == 2 and store.run("before").status == "complete"
     code, out = bench("runs", "--json", db=db)

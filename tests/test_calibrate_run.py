@@ -172,3 +172,67 @@ def test_refit_makes_a_new_version_without_measuring(calibrated: Path, tmp_path:
     assert refitted.reference == first.reference and first.reference  # read back from the run
     bad = runner.invoke(app, ["calibrate", "--refit", "no-such-run", "--db", str(calibrated)])
     assert bad.exit_code != 0 and "no-such-run" in bad.output
+
+
+def _analyze_notes(db: Path, profile: str = "latest") -> tuple[int, dict, str]:
+    result = runner.invoke(app, ["analyze", "examples:mlp", "-H", "local", "--threads", "1",
+                                 "--db", str(db), "--profile", profile, "--json"])
+    return result.exit_code, json.loads(result.stdout) if result.exit_code == 0 else {}, \
+        result.output
+
+
+def test_poor_fit_is_stored_but_not_the_default(calibrated: Path, tmp_path: Path,
+                                                monkeypatch) -> None:
+    """A GEMM shape model at 4,392% RMS (issue 18) must not become -H local's default."""
+    from dataclasses import replace
+
+    real_fit = run_module.fit_profile
+
+    def poor_fit(*args, **kwargs):
+        profile = real_fit(*args, **kwargs)
+        def poor(fits):
+            return {k: replace(m, rel_rmse=43.92) for k, m in fits.items()}
+
+        return replace(profile, shape=poor(profile.shape), compute=poor(profile.compute))
+
+    code, before, _ = _analyze_notes(calibrated)
+    assert code == 0
+    [good] = [n for n in before["notes"] if n.startswith("calibrated with profile v")]
+    assert "created" in good
+    monkeypatch.setattr(run_module, "fit_profile", poor_fit)
+    result = runner.invoke(app, ["calibrate", "--refit", "latest", "--db", str(calibrated),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    assert d["default"] is False and any("4392% RMS" in f for f in d["poor_fits"])
+    warning = " ".join(result.stderr.split())
+    assert "not the default" in warning and f"--profile {d['version']}" in warning
+    assert Path(d["profile"]).name.endswith(f".v{d['version']}.json")
+    code, after, output = _analyze_notes(calibrated)
+    assert code == 0 and good in after["notes"]  # still the previous, well-fitting version
+    assert f"skipping profile v{d['version']}" in " ".join(output.split())
+    code, chosen, _ = _analyze_notes(calibrated, str(d["version"]))
+    assert code == 0 and f"calibrated with profile v{d['version']} " in chosen["notes"][-1]
+    accepted = runner.invoke(app, ["calibrate", "--refit", "latest", "--accept-poor-fit",
+                                   "--db", str(calibrated), "--json"])
+    assert json.loads(accepted.stdout)["default"] is True
+    code, latest, _ = _analyze_notes(calibrated)
+    version = json.loads(accepted.stdout)["version"]
+    assert f"calibrated with profile v{version} " in latest["notes"][-1]
+
+
+def test_refit_refuses_an_incomplete_run(calibrated: Path) -> None:
+    with Store(calibrated) as store:
+        done = store.run(store.latest_run().id)
+        killed = store.begin_run(command="perfcast calibrate", git_commit=None,
+                                 environment_id=done.environment_id, meta=done.meta)
+        for r in store.results(done.id):
+            store.add_result(killed, target=r.target, params=r.params, status=r.status,
+                             median_s=r.median_s, extra=r.extra)
+        store.finish_run(killed, "failed")
+    refused = runner.invoke(app, ["calibrate", "--refit", killed, "--db", str(calibrated)])
+    assert refused.exit_code != 0 and "is failed, not complete" in refused.output
+    assert "--allow-incomplete" in refused.output
+    allowed = runner.invoke(app, ["calibrate", "--refit", killed, "--allow-incomplete",
+                                  "--db", str(calibrated), "--json"])
+    assert allowed.exit_code == 0, allowed.output

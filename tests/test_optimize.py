@@ -16,6 +16,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 import perfcast
+from perfcast.bench.stats import format_seconds
 from perfcast.cli.main import app
 from perfcast.optimize import CANDIDATES, Candidate, ModelFacts, OptimizeError, Setting, optimize
 from perfcast.optimize.candidates import with_sdpa
@@ -462,3 +463,25 @@ def test_convmix_all_candidates():
         assert by[name].status == "measured", by[name].reason
         assert by[name].error.max_rel < 1e-4
     assert by["fp16-autocast"].status == "skipped"
+
+
+def test_theoretical_predictions_do_not_rank_or_skip():
+    cands = [_fake("eager"), _fake("slow"), _fake("fast")]
+    preds = {"eager": Prediction(1.0, 1.0, "est", "THEORETICAL"),
+             "slow": Prediction(50.0, 0.02, "est", "THEORETICAL"),  # 50x off, as in issue 18
+             "fast": Prediction(0.5, 2.0, "est", "THEORETICAL")}
+    assert [c.name for c in rank(cands, preds)] == ["eager", "slow", "fast"]  # declared order
+    assert promising(preds["slow"])
+
+
+def test_table_and_verdict_share_one_eager_baseline():
+    torch.manual_seed(0)
+    cands = [EAGER, Candidate("sleep-3ms", "", lambda s: None, _sleeping(0.003)),
+             Candidate("sleep-1ms", "", lambda s: None, _sleeping(0.001))]
+    report = optimize(Sleepy().eval(), (torch.randn(2, 8),), candidates=cands, **FAST)
+    eager_s = report.reference.median
+    for c in report.candidates:
+        if c.name != "eager" and c.comparison is not None:
+            assert c.comparison.baseline_median == pytest.approx(eager_s)
+            assert c.speedup == pytest.approx(eager_s / c.stats.median)
+    assert f"({format_seconds(eager_s)} ->" in to_markdown(report)

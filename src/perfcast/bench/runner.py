@@ -8,6 +8,7 @@ dies keeps what it finished. Artifacts go to the run's directory: ``log.txt``,
 from __future__ import annotations
 
 import json
+import os
 import re
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,6 +27,12 @@ from perfcast.ir.cost import Cost
 from perfcast.store import Store
 
 PROFILERS = ("torch",)
+TIMED = ("ok", "unstable")  # statuses of a case that was timed
+# A timed case is "unstable" when the 95% CI of its median is wider than +-UNSTABLE_HALF_CI
+# of it (and wider than the rule's target), or when the 1-minute load average exceeded the
+# cores this process may use by LOAD_SLACK while it ran: other work was competing.
+UNSTABLE_HALF_CI = 0.25
+LOAD_SLACK = 1.0
 
 
 class ExitCode:
@@ -122,7 +129,7 @@ class RunReport:
             return ExitCode.ERROR
         if any(p.verdict == "missed" for p in self.pairs):
             return ExitCode.REGRESSION
-        if not any(r.status == "ok" for r in self.results):
+        if not any(r.status in TIMED for r in self.results):
             return ExitCode.NOTHING_RAN
         return ExitCode.OK
 
@@ -171,7 +178,7 @@ def run_cases(cases: Sequence[Case], *, store: Store, command: str,
                 sides.append(result)
                 if on_result is not None:
                     on_result(result)
-            if case.target.is_pair and all(r.status == "ok" for r in sides):
+            if case.target.is_pair and all(r.status in TIMED for r in sides):
                 report.pairs.append(_judge(case, sides, book, run_id, options, log))
         if options.update_expectations and book.entries:
             book.save()
@@ -204,24 +211,49 @@ def _run_side(case: Case, role: str | None, cls: type[Benchmark], options: RunOp
             result.extra["profile"] = _profile(case, role, bench, run_dir)
     except Exception as exc:  # a benchmark's own code failed: report it, keep running
         _log(log, f"FAILED {label} in {stage}:\n{traceback.format_exc()}")
-        return CaseResult(case, role, "failed", error=f"{stage} failed: "
+        return CaseResult(case, role, "failed", error=f"{label}: {stage} failed: "
                           f"{type(exc).__name__}: {exc}".strip())
     finally:
         _teardown(bench, case, log)
-    _log(log, f"ok {label}: median {result.measurement.median_s:.6g} s, "
-              f"n={result.measurement.n}, {result.measurement.stop_reason}")
+    _log(log, f"{result.status} {label}: median {result.measurement.median_s:.6g} s, "
+              f"n={result.measurement.n}, {result.measurement.stop_reason}"
+              + (f"; {result.error}" if result.error else ""))
     return result
+
+
+def machine_load() -> tuple[float, int]:
+    """(1-minute load average, cores this process may use)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return os.getloadavg()[0], cores or 1
+
+
+def instability(m: Measurement, rule: StopRule, load: float, cores: int) -> str | None:
+    """Why a measurement is not to be trusted (None when it is): CI or machine load."""
+    lo, hi = m.ci95_s
+    half = (hi - lo) / 2 / m.median_s if m.median_s > 0 else float("inf")
+    reasons = []
+    if half > max(UNSTABLE_HALF_CI, rule.target_rel_ci):
+        reasons.append(f"95% CI ±{half:.0%} of the median (bound ±{UNSTABLE_HALF_CI:.0%}, "
+                       f"target {rule.target_rel_ci:.0%} wide)")
+    if load > cores + LOAD_SLACK:
+        reasons.append(f"machine loaded: load average {load:.2f} on {cores} core(s)")
+    return "unstable: " + "; ".join(reasons) if reasons else None
 
 
 def _time(case: Case, role: str | None, bench: Benchmark, options: RunOptions) -> CaseResult:
     from perfcast.bench.energy import energy_meters, measure_energy
 
     meters, unavailable = energy_meters(bench.device)
+    load_before = machine_load()[0]
     with measure_energy(meters) as span:
         m = measure(bench.run, device=bench.device, rule=options.rule, threads=options.threads,
                     cold_cache=options.cold_cache, cuda_graph=options.cuda_graph, name=case.id)
-    result = CaseResult(case, role, "ok", measurement=m, work=bench.work())
+    load, cores = machine_load()
+    why = instability(m, options.rule, max(load, load_before), cores)
+    result = CaseResult(case, role, "unstable" if why else "ok", measurement=m,
+                        work=bench.work(), error=why)
     result.extra["measurement"] = m.to_dict()
+    result.extra["load"] = {"load_average": max(load, load_before), "cores": cores}
     total = span.reading.total_j
     if total is not None:
         calls = m.warmup_calls + m.n * m.number

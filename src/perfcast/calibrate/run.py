@@ -33,6 +33,7 @@ from perfcast.calibrate.profile import (
     Profile,
     fit_profile,
 )
+from perfcast.calibrate.quality import FIT_KEY, fit_record
 from perfcast.calibrate.reference import (
     Reference,
     drift,
@@ -66,6 +67,8 @@ class CalibrationResult:
     composite_rows: list[CompositeRow] = field(default_factory=list)
     # how much slower (+) the reference kernels ran at the end than at the start
     reference_change: Reference = field(default_factory=dict)
+    poor_fits: list[str] = field(default_factory=list)  # fits above POOR_FIT_RMSE
+    default: bool = True  # whether ``--profile latest`` picks it (quality.py)
 
 
 Progress = Callable[[str, float], None]  # (what was measured, fraction of budget used)
@@ -84,9 +87,10 @@ def profile_path(store: Store, hardware_key: str) -> Path:
 
 def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] | None = None,
               dtypes: Sequence[str] = ("float32",), output: Path | None = None,
-              command: str = "perfcast calibrate",
+              command: str = "perfcast calibrate", accept_poor_fit: bool = False,
               on_point: Progress | None = None) -> CalibrationResult:
-    """Measure the calibration families within ``budget_s`` and store the fitted profile."""
+    """Measure the calibration families within ``budget_s`` and store the fitted profile
+    (not as the default when a fit is poor, unless ``accept_poor_fit``)."""
     if budget_s <= 0:
         raise ValueError(f"budget must be positive, got {budget_s} s")
     thread_counts = sorted(set(threads or default_threads()))
@@ -116,10 +120,11 @@ def calibrate(store: Store, *, budget_s: float = 600.0, threads: Sequence[int] |
     except BaseException:
         store.finish_run(run_id, "failed")
         raise
-    path, version = _save(store, profile, env_id, output)
+    saved = _save(store, profile, env_id, output, accept_poor_fit)
     store.finish_run(run_id, "complete")
-    return CalibrationResult(run_id, profile, path, version, sampler.points, sampler.elapsed,
-                             rows, drift(end_ref, start_ref))
+    return CalibrationResult(run_id, profile, saved.path, saved.version, sampler.points,
+                             sampler.elapsed, rows, drift(end_ref, start_ref), saved.poor,
+                             saved.default)
 
 
 def _reference(store: Store, run_id: str, threads: Sequence[int], at: str) -> Reference:
@@ -145,14 +150,21 @@ def _stored_reference(results: Sequence[Any]) -> Reference:
     return mean_reference(by_at["start"], by_at["end"])
 
 
-def refit(store: Store, run_id: str, *, output: Path | None = None) -> CalibrationResult:
+def refit(store: Store, run_id: str, *, output: Path | None = None,
+          allow_incomplete: bool = False, accept_poor_fit: bool = False) -> CalibrationResult:
     """Fit a new profile version from a stored calibration run, measuring nothing.
 
     The microbenchmark points are read back as they were measured; the synthetic
-    networks are rebuilt from their seed and predicted again with the new curves.
+    networks are rebuilt from their seed and predicted again with the new curves. A run
+    that did not complete (killed, failed, still running) is refused unless
+    ``allow_incomplete``.
     """
     start = time.perf_counter()
     run = store.run(run_id)
+    if run.status != "complete" and not allow_incomplete:
+        raise ValueError(f"calibration run {run_id} is {run.status}, not complete: its "
+                         "measurements may stop partway through the families; refit it "
+                         "anyway with --allow-incomplete")
     stored = store.results(run_id)
     results = [r for r in stored if r.status == "ok" and (r.extra or {}).get("calibration")]
     if not results:
@@ -165,20 +177,38 @@ def refit(store: Store, run_id: str, *, output: Path | None = None) -> Calibrati
     rows = _stored_rows(profile, [r for r in results if r.target == COMPOSITE_TARGET])
     profile = replace(profile, composite=fit_networks(rows),
                       reference=_stored_reference(stored))
-    path, version = _save(store, profile, run.environment_id, output)
-    return CalibrationResult(run_id, profile, path, version, points,
-                             time.perf_counter() - start, rows)
+    saved = _save(store, profile, run.environment_id, output, accept_poor_fit)
+    return CalibrationResult(run_id, profile, saved.path, saved.version, points,
+                             time.perf_counter() - start, rows, poor_fits=saved.poor,
+                             default=saved.default)
 
 
-def _save(store: Store, profile: Profile, env_id: int | None,
-          output: Path | None) -> tuple[Path, int]:
-    """Store ``profile`` as a new version and write its portable file; (path, version)."""
+@dataclass(frozen=True)
+class _Saved:
+    path: Path
+    version: int
+    poor: list[str]
+    default: bool
+
+
+def _save(store: Store, profile: Profile, env_id: int | None, output: Path | None,
+          accept_poor_fit: bool) -> _Saved:
+    """Store ``profile`` as a new version with its fit check and write its portable file.
+
+    A profile with poor fits that was not accepted is written beside the default file
+    (``<hardware-key>.v<version>.json``), never over it.
+    """
+    check = fit_record(profile, accepted=accept_poor_fit)
     version = store.save_profile(hardware_key=profile.hardware_key, name=PROFILE_NAME,
-                                 data=profile.to_dict(), environment_id=env_id)
+                                 data={**profile.to_dict(), FIT_KEY: check},
+                                 environment_id=env_id)
+    default = not check["poor"] or accept_poor_fit
     path = output or profile_path(store, profile.hardware_key)
+    if not default and output is None:
+        path = path.with_name(f"{profile.hardware_key}.v{version}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.save(path)
-    return path, version
+    return _Saved(path, version, check["poor"], default)
 
 
 def _stored_point(result: Any) -> CalibrationPoint:

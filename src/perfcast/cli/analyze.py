@@ -38,8 +38,9 @@ def analyze(
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="Threads PyTorch runs with ('local' hardware only).")] = None,
     profile: Annotated[str, typer.Option(
-        "--profile", help="Calibration profile for 'local': 'latest' (newest in the store), "
-                          "a file, or 'none'.")] = "latest",
+        "--profile", help="Calibration profile for 'local': 'latest' (newest in the store "
+                          "with good fits), a stored version (3), a file, or 'none'.")
+    ] = "latest",
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
     list_examples: Annotated[bool, typer.Option(
@@ -71,8 +72,12 @@ def analyze(
                 prepared = prepare(loaded.model, loaded.example_inputs, dtype=dtype,
                                    name=loaded.name, progress=lambda msg: status.update(
                                        f"{loaded.name}: {msg} ..."))
-        results = [estimate_prepared(prepared, spec, target=fusion, efficiency=eff)
-                   for spec, eff in (local_setup(s, threads, profile, db) for s in specs)]
+        results = []
+        for setup in (local_setup(s, threads, profile, db) for s in specs):
+            result = estimate_prepared(prepared, setup[0], target=fusion, efficiency=setup[1])
+            if setup[2]:
+                result.notes.append(f"calibrated with {setup[2]}")
+            results.append(result)
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
         fail(str(exc))
     if as_json:
@@ -103,23 +108,24 @@ def _prepare_file(path: Path, batch: int | None, dtype: str | None) -> Any:
 
 
 def local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:
-    """(spec, efficiency) for one device: 'local' gets the profile and thread count."""
+    """(spec, efficiency, profile label) for one device: 'local' gets the profile and
+    thread count; the label names the profile used ("" when none)."""
     if spec.name != "local":
-        return spec, None
+        return spec, None, ""
     from perfcast.calibrate.model import apply_profile
     from perfcast.cli.profiles import resolve_profile
     from perfcast.hardware.detect import scale_to_threads
 
     count = threads or spec.cores or 1
-    store = open_store(db) if profile == "latest" else None
+    store = open_store(db) if profile != "none" and not Path(profile).exists() else None
     try:
-        loaded, foreign = resolve_profile(profile, store)
+        loaded, foreign, label = resolve_profile(profile, store)
     finally:
         if store is not None:
             store.close()
     if loaded is None:
-        return scale_to_threads(spec, count), None
-    return apply_profile(spec, loaded, count, foreign=foreign)
+        return scale_to_threads(spec, count), None, ""
+    return (*apply_profile(spec, loaded, count, foreign=foreign), label)
 
 
 def _print_examples(out: Console) -> None:

@@ -53,6 +53,12 @@ def calibrate(
     refit: Annotated[str | None, typer.Option(
         "--refit", help="Fit a new profile version from a stored calibration run (its id, or "
                         "'latest') without measuring anything.")] = None,
+    accept_poor_fit: Annotated[bool, typer.Option(
+        "--accept-poor-fit", help="Make the profile the default for -H local even when a fit "
+                                  "is poor (RMS error above 100% on its own points).")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="--refit a run that did not complete (killed or "
+                                   "failed).")] = False,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
@@ -80,13 +86,15 @@ def calibrate(
                    console=Console(stderr=True), transient=True, disable=as_json)
     try:
         if refit is not None:
-            result = refit_run(store, _calibration_run(store, refit), output=output)
+            result = refit_run(store, _calibration_run(store, refit), output=output,
+                               allow_incomplete=allow_incomplete,
+                               accept_poor_fit=accept_poor_fit)
         else:
             with bar:
                 task = bar.add_task("calibrating", total=1.0)
                 result = run_calibration(
                     store, budget_s=budget_s, threads=thread_counts, output=output,
-                    command=command,
+                    command=command, accept_poor_fit=accept_poor_fit,
                     on_point=lambda what, done: bar.update(task, completed=done,
                                                            description=escape(what[:60])))
     except KeyboardInterrupt:
@@ -97,6 +105,7 @@ def calibrate(
         store.close()
     summary = {"run_id": result.run_id, "profile": str(result.profile_path),
                "version": result.version, "hardware": result.profile.hardware_key,
+               "default": result.default, "poor_fits": result.poor_fits,
                "points": len(result.points), "elapsed_s": result.elapsed_s,
                "threads": result.profile.threads_available(),
                "overhead_s": {str(k): v for k, v in result.profile.overhead_s.items()},
@@ -109,6 +118,12 @@ def calibrate(
                "element_fixed_s": {"/".join(map(str, k)): c
                                    for k, c in result.profile.element_fixed_s.items()},
                "composite": {str(t): f.to_dict() for t, f in result.profile.composite.items()}}
+    if not result.default:
+        Console(stderr=True).print(
+            f"[yellow]profile v{result.version} has poor fits ("
+            f"{escape('; '.join(result.poor_fits))}): stored, but not the default for -H "
+            f"local; use it with --profile {result.version} (or calibrate with "
+            "--accept-poor-fit)[/yellow]")
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -166,4 +166,6 @@ def _estimator_setup(device: str, threads: int | None, profile: str,
 
     from perfcast.hardware.detect import detect_local
 
-    return local_setup(detect_local(), threads or torch.get_num_threads(), profile, db)
+    spec, efficiency, _ = local_setup(detect_local(), threads or torch.get_num_threads(),
+                                      profile, db)
+    return spec, efficiency

@@ -143,7 +143,7 @@ def models(
         fail(str(exc).replace("--threads", "--batch/--threads"))
     store = open_store(db)
     try:
-        loaded, foreign = resolve_profile(profile, store)
+        loaded, foreign, _ = resolve_profile(profile, store)
         err = Console(stderr=True)
         with err.status("validating ...") as status:
             result = validate_models(builders, batches=batches, threads=thread_counts,

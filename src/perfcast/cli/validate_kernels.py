@@ -75,8 +75,8 @@ def _measure(target: str, *, batch: int, seq_len: int, threads: int | None, prof
 
     measure = measure_runtime_target if engine == "perfcast" else measure_target
     try:
-        spec, efficiency = local_setup(load_spec("local"), threads or torch.get_num_threads(),
-                                       profile, db)
+        spec, efficiency, _ = local_setup(load_spec("local"), threads or torch.get_num_threads(),
+                                          profile, db)
         return measure(target, batch=batch, seq_len=seq_len, threads=threads,
                        hardware=spec, efficiency=efficiency)
     except (CaptureError, HardwareError, ProfileError, BackendUnavailable,

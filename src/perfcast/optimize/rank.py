@@ -38,6 +38,11 @@ class Prediction:
     def predicted(self) -> bool:
         return self.latency_s is not None
 
+    @property
+    def theoretical(self) -> bool:
+        """Uncalibrated for this machine: too far off to rank measured candidates by."""
+        return self.confidence == "THEORETICAL"
+
     def to_dict(self) -> dict[str, Any]:
         return {"latency_s": self.latency_s, "speedup": self.speedup, "basis": self.basis,
                 "confidence": self.confidence, "heuristic_share": self.share}
@@ -121,14 +126,14 @@ def _category_shares(estimate: Any) -> dict[str, float]:
 
 def rank(candidates: Sequence[Candidate], predictions: dict[str, Prediction]) -> list[Candidate]:
     """Candidates in the order to measure them: eager first, then predicted ones by
-    predicted time, then unknown ones by heuristic share (largest first)."""
+    predicted time, then unknown or THEORETICAL ones by heuristic share (largest first)."""
     order = {c.name: i for i, c in enumerate(candidates)}
 
     def key(c: Candidate) -> tuple:
         p = predictions[c.name]
         if c.name == "eager":
             return (0, 0.0, order[c.name])
-        if p.predicted:
+        if p.predicted and not p.theoretical:
             return (1, p.latency_s, order[c.name])
         share = p.share if p.share is not None else -math.inf
         return (2, -share, order[c.name])
@@ -137,5 +142,7 @@ def rank(candidates: Sequence[Candidate], predictions: dict[str, Prediction]) ->
 
 
 def promising(prediction: Prediction) -> bool:
-    """Worth measuring: unknown, or predicted at least :data:`NOT_PROMISING` x eager."""
-    return prediction.speedup is None or prediction.speedup >= NOT_PROMISING
+    """Worth measuring: unknown, THEORETICAL, or predicted at least
+    :data:`NOT_PROMISING` x eager."""
+    return (prediction.speedup is None or prediction.theoretical
+            or prediction.speedup >= NOT_PROMISING)

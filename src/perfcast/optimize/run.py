@@ -11,7 +11,7 @@
    "faster"): the up to three largest speedups are timed against each other in
    alternating rounds (one time window, one load) and the lowest median wins; when the
    runner-up is the same speed (verdict "same") and more accurate, the runner-up. Without
-   budget for that round, the largest paired speedup. None faster: eager.
+   budget for that round, the largest speedup over the eager baseline. None faster: eager.
 
 The budget is checked before each candidate starts: a long compilation that starts inside
 it may end past it.
@@ -153,6 +153,7 @@ class _Search:
     eager_fn: Callable[[], Any] = field(init=False)
     reference: list[np.ndarray] = field(init=False)
     eager_samples: list[float] = field(default_factory=list)
+    forwards: dict[str, Callable[[], Any]] = field(default_factory=dict)  # timed ones
     finalists: list[tuple[float, str, Callable[[], Any]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -178,6 +179,10 @@ class _Search:
             predictions = predict(self.model, self.inputs, applicable, hardware=spec,
                                   efficiency=efficiency, name=name)
         ordered = rank(applicable, predictions)
+        if any(p.theoretical for p in predictions.values()):
+            self.notes.append("predictions are THEORETICAL (no calibration profile fits this "
+                              "machine): candidates are not ordered or skipped by them; the "
+                              "choice rests on measurement alone")
         todo = [c for c in ordered if c.name != "eager"
                 and (self.options.measure_all or promising(predictions[c.name]))]
         for position, cand in enumerate(ordered, 1):
@@ -203,6 +208,7 @@ class _Search:
         if not self.eager_samples:  # nothing was paired with eager: time it alone
             self.eager_samples.extend(self._time_alone())
         eager.stats, eager.status = Stats.from_samples(self.eager_samples), "measured"
+        self._against_baseline(eager.stats)
         self.done(eager, hw_name)
         chosen, forward = self._choose()
         self.results[chosen].chosen = True
@@ -214,6 +220,20 @@ class _Search:
                               budget_s=0.0, elapsed_s=0.0, candidates=listing, chosen=chosen,
                               reference=eager.stats, forward=forward or self.eager_fn,
                               estimator=hw_name or "", notes=self.notes)
+
+    def _against_baseline(self, baseline: Stats) -> None:
+        """Compare every timed candidate with the one eager baseline the table shows (its
+        samples from all pairings), and keep the significantly faster ones as finalists."""
+        for name, forward in self.forwards.items():
+            result = self.results[name]
+            assert result.stats is not None
+            result.comparison = cmp = compare(baseline.samples, result.stats.samples)
+            if cmp.verdict != Verdict.FASTER:
+                result.reason = f"not significantly faster than eager ({cmp.verdict.value})"
+                continue
+            self.finalists.append((cmp.speedup, name, forward))
+        self.finalists.sort(key=lambda f: -f[0])
+        del self.finalists[FINALISTS:]
 
     def _choose(self) -> tuple[str, Callable[[], Any] | None]:
         """The finalist with the lowest median in a final alternating round (see above)."""
@@ -313,13 +333,7 @@ class _Search:
             return
         self.eager_samples.extend(paired.reference)
         result.status, result.stats = "measured", paired.candidate
-        result.comparison = cmp = paired.comparison
-        if cmp.verdict != Verdict.FASTER:
-            result.reason = f"not significantly faster than eager ({cmp.verdict.value})"
-            return
-        self.finalists.append((cmp.speedup, cand.name, forward))
-        self.finalists.sort(key=lambda f: -f[0])
-        del self.finalists[FINALISTS:]
+        self.forwards[cand.name] = forward
 
     def _time_alone(self) -> tuple[float, ...]:
         budget_s = min(MIN_SLICE_S, self.options.max_timing_s)

@@ -48,7 +48,7 @@ from perfcast.store.values import (
 
 RUN_STATUSES = ("running", "complete", "failed", "regression", "incomplete")
 FINISH_STATUSES = ("complete", "failed", "regression")
-RESULT_STATUSES = ("ok", "failed", "skipped")
+RESULT_STATUSES = ("ok", "unstable", "failed", "skipped")  # unstable: timed, but noisy
 
 # (resolved db path, run id) of runs begun by this process and not finished yet: a run whose
 # pid equals ours but is not listed here was left by an earlier process that had the same pid.
@@ -86,6 +86,9 @@ class Store:
             self._configure()
             self._migrate()
             self.reap_interrupted()
+        except sqlite3.Error as exc:  # read-only file or folder, locked, full disk
+            self._conn.close()
+            raise StoreError(f"cannot use {self._path} ({exc}). {ELSEWHERE}") from None
         except BaseException:
             self._conn.close()
             raise

@@ -92,6 +92,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=2,
+        description="result status 'unstable': timed, but too noisy or on a loaded machine",
+        statements=(
+            "ALTER TABLE results RENAME TO results_v1",
+            "DROP INDEX results_target",
+            "DROP INDEX results_run_id",
+            """CREATE TABLE results (
+                id INTEGER PRIMARY KEY,
+                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                target TEXT NOT NULL,
+                params TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('ok', 'unstable', 'failed', 'skipped')),
+                median_s REAL,
+                ci_low_s REAL,
+                ci_high_s REAL,
+                n INTEGER,
+                stats TEXT,
+                samples TEXT,
+                error TEXT,
+                energy_j REAL,
+                extra TEXT NOT NULL DEFAULT '{}',
+                created_at TEXT NOT NULL
+            )""",
+            "INSERT INTO results SELECT * FROM results_v1",
+            "DROP TABLE results_v1",
+            "CREATE INDEX results_target ON results(target, params)",
+            "CREATE INDEX results_run_id ON results(run_id)",
+        ),
+    ),
 )
 
 

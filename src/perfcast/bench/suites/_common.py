@@ -99,10 +99,17 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 def check_rel_error(got: torch.Tensor, want: torch.Tensor, dtype: str) -> None:
-    """Raise AssertionError when ``got`` is farther from ``want`` than ``dtype`` allows."""
+    """Raise AssertionError when ``got`` is farther from ``want`` than ``dtype`` allows
+    or is NaN/inf where ``want`` is finite."""
+    import torch
+
     if got.shape != want.shape:
         raise AssertionError(f"shape {tuple(got.shape)} != expected {tuple(want.shape)}")
     got, want = got.double().to(want.device), want.double()
+    bad = ~torch.isfinite(got) & torch.isfinite(want)
+    if bool(bad.any()):
+        raise AssertionError(f"{int(bad.sum())} non-finite output value(s) (NaN or inf) where "
+                             "the float64 reference is finite")
     scale = want.abs().max().clamp_min(1e-30)
     err = float((got - want).abs().max() / scale)
     if not err <= _REL_ERROR[dtype]:

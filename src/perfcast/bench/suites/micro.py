@@ -269,8 +269,8 @@ class Elementwise(_Micro):
         name, arity = ELEMENTWISE_OPS[op]
         fn = getattr(torch.ops.aten, name).out
         inputs = [self.randn(numel, seed=i) for i in range(arity)]
-        if op == "rsqrt":
-            inputs[0].abs_().add_(0.5)  # positive: a finite result for check()
+        if op in ("rsqrt", "div"):  # operand away from 0: a finite result for check()
+            inputs[-1].abs_().add_(0.5)
         self.bind(fn, *inputs, out=self.empty(numel))
 
     def work(self) -> Cost:
