@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench slow clean chromium compat
+.PHONY: demo test lint bench slow clean chromium compat fuzz
 
 # The newest transformers on the registry, checked beside the pinned one (`make compat`):
 # installed into an overlay directory put first on PYTHONPATH, with the packages it needs
@@ -52,6 +52,10 @@ compat: $(COMPAT)/.stamp
 	PYTHONPATH=$(COMPAT) $(PY) -m pytest -q -p no:cacheprovider \
 		tests/test_models_as_published.py tests/test_hf_default_configs.py \
 		tests/test_flops_reference.py tests/test_zoo.py -k "not up_to_date"
+
+# The long fuzz profile: >= 10,000 generated inputs over every input kind (tests/test_fuzz.py).
+fuzz: $(STAMP)
+	PERFCAST_FUZZ=long $(PY) -m pytest -q -s tests/test_fuzz.py -p no:cacheprovider
 
 slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -9,6 +9,7 @@ answers 202 with a job id to poll at ``/api/jobs/{id}``. OpenAPI is served at ``
 from __future__ import annotations
 
 import json
+import math
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,24 +88,35 @@ def create_app(db_path: str | Path | None = None, token: str | None = None,
 # -- errors ------------------------------------------------------------------------------
 
 
+class _ErrorJSON(JSONResponse):
+    """ASCII JSON, so an echoed lone surrogate (a broken UTF-16 pair) cannot fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=STATUS.get(type(exc), 422))
+        return _ErrorJSON(exc.to_dict(), status_code=STATUS.get(type(exc), 422))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_problem(e) for e in exc.errors()]
         first = problems[0] if problems else {"field": None, "reason": "invalid request"}
-        return JSONResponse({"error": "validation", **first, "errors": problems},
-                            status_code=422)
+        return _ErrorJSON({"error": "validation", **first, "errors": problems},
+                          status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not parse the body (e.g. a 5000-digit int)
+            problem = {"field": "body", "location": "body", "reason": str(exc.detail)}
+            return _ErrorJSON({"error": "validation", **problem, "errors": [problem]},
+                              status_code=422)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         reason = f"no route {request.method} {request.url.path}" if exc.status_code in (
             404, 405) else str(exc.detail)
-        return JSONResponse({"error": kind, "field": "path", "reason": reason},
+        return _ErrorJSON({"error": kind, "field": "path", "reason": reason},
                             status_code=exc.status_code, headers=exc.headers)
 
 
@@ -115,9 +127,21 @@ def _problem(error: dict[str, Any]) -> dict[str, Any]:
     if error.get("type") == "json_invalid":
         field = "body"
     out = {"field": field, "location": where, "reason": error.get("msg", "invalid")}
-    if "input" in error and isinstance(error["input"], str | int | float | bool):
+    if "input" in error and _echoable(error["input"]):
         out["value"] = error["input"]
     return out
+
+
+def _echoable(value: Any) -> bool:
+    """Whether ``value`` may be repeated in an error body: short and valid JSON (no NaN,
+    infinity or integer beyond 2**53)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= 2**53
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 200
 
 
 # -- routes ------------------------------------------------------------------------------

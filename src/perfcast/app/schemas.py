@@ -20,7 +20,9 @@ Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    """Strict: ``true`` or ``2.0`` is not an integer, ``1`` is not a boolean."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class AnalyzeRequest(_Request):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import SimpleCookie
 from ipaddress import ip_address
@@ -28,6 +29,7 @@ OPEN_PATHS = frozenset({"/api/health"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 TOKEN_ENV = "PERFCAST_TOKEN"
 MIN_TOKEN_CHARS = 16
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::[0-9]{1,5})?")
 
 
 def is_loopback(host: str) -> bool:
@@ -130,10 +132,10 @@ class HostGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             host = (_header(scope, b"host") or "").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in self._hosts and host not in self._hosts:
+            match = _HOST.fullmatch(host)  # name[:port] only: no userinfo, path or spaces
+            if match is None or match.group(1) not in self._hosts:
                 await send_error(send, 400, "bad_host", "host",
-                                 f"Host {host!r} is not served here (allowed: "
+                                 f"Host {host[:100]!r} is not served here (allowed: "
                                  f"{', '.join(sorted(self._hosts))})")
                 return
         await self.app(scope, receive, send)
@@ -155,8 +157,8 @@ class BodyLimit:
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.isdigit():
-                await send_error(send, 400, "bad_input", "content-length",
-                                 f"Content-Length {length!r} is not a byte count")
+                await send_error(send, 400, "bad_request", "content-length",
+                                 f"Content-Length {length[:40]!r} is not a byte count")
             elif int(length) > limit:
                 await self._too_large(send, limit)
             else:

@@ -10,6 +10,7 @@ keep their ONNX name (``onnx.OpType``) and are reported as unsupported by the es
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,13 +116,34 @@ def _fix_input_dims(model: Any, batch: int, dims: dict[str, int]) -> None:
                 continue
             param = d.dim_param
             if param in dims:
-                d.dim_value = int(dims[param])
+                size = dims[param]
+                if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_DIM:
+                    raise OnnxImportError(f"dims[{param[:100]!r}] is {str(size)[:40]}; allowed: "
+                                          f"an integer from 1 to {MAX_DIM}")
+                d.dim_value = size
             elif axis == 0:
                 d.dim_value = batch
             else:
                 raise OnnxImportError(
                     f"input {value.name!r} axis {axis} is symbolic ({param or 'unnamed'!s}); "
                     f"give its size in dims, e.g. {{{param or 'name'!r}: 128}}")
+
+
+MAX_DIM = 2**31  # per axis; and at most MAX_NUMEL elements per tensor
+MAX_NUMEL = 2**48
+
+
+def _checked(value: str, dims: Any) -> tuple[int, ...]:
+    """``dims`` as a shape, refusing negative axes and sizes beyond MAX_DIM / MAX_NUMEL."""
+    shape = tuple(int(d) for d in dims)
+    bad = [d for d in shape if not 0 <= d <= MAX_DIM]
+    if bad:
+        raise OnnxImportError(f"value {value[:100]!r} has dimension {bad[0]}; allowed: 0 to "
+                              f"{MAX_DIM}")
+    if math.prod(shape) > MAX_NUMEL:
+        raise OnnxImportError(f"value {value[:100]!r} has {math.prod(shape):.3g} elements; "
+                              f"allowed: at most {MAX_NUMEL:.3g}")
+    return shape
 
 
 def _short(exc: Exception) -> str:
@@ -142,7 +164,7 @@ class _Converter:
     def run(self) -> Capture:
         params = param_bytes = 0.0
         for init in self.model.graph.initializer:
-            t = self._add(init.name, tuple(int(d) for d in init.dims), init.data_type, const=True)
+            t = self._add(init.name, _checked(init.name, init.dims), init.data_type, const=True)
             if t.dtype in FLOATING:
                 params += float(t.numel)
                 param_bytes += float(t.nbytes)
@@ -178,7 +200,7 @@ class _Converter:
                                       f"({d.dim_param or 'unknown'}); perfcast needs static "
                                       "shapes")
             shape.append(int(d.dim_value))
-        return tuple(shape)
+        return _checked(value, shape)
 
     def _add(self, value: str, shape: tuple[int, ...], elem: int, const: bool = False) -> Tensor:
         if elem not in DTYPES:

@@ -17,7 +17,9 @@ class UnknownHardwareError(HardwareError):
         self.name = name
         self.suggestions = list(suggestions)
         hint = f"did you mean {', '.join(self.suggestions)}? " if self.suggestions else ""
-        super().__init__(f"unknown hardware {name!r}: {hint}(perfcast hw list shows all {total})")
+        shown = name if len(name) <= 100 else f"{name[:60]}...({len(name)} characters)"
+        super().__init__(f"unknown hardware {shown!r}: {hint}(perfcast hw list shows all "
+                         f"{total})")
 
 
 class CatalogError(HardwareError):

@@ -36,6 +36,8 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(path, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a NUL byte in the path, or bytes that are not UTF-8
+        raise CatalogError(path, [f"cannot read file: {str(exc)[:200]}"]) from None
     try:
         return yaml.load(text, Loader=SpecLoader)  # SpecLoader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:

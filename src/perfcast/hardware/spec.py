@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from perfcast.hardware.errors import UnsupportedPrecisionError
 from perfcast.sources import Frozen, Source
@@ -16,7 +23,25 @@ MemoryKind = Literal["hbm", "dram", "llc", "l2", "l1", "smem"]
 OFF_CHIP: frozenset[str] = frozenset({"hbm", "dram"})
 NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 
-Positive = Annotated[float, Field(gt=0)]
+
+
+def _not_bool(value: object) -> object:
+    """YAML's ``true`` would otherwise pass as the number 1."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+def _not_tiny(value: float) -> float:
+    if value < 1e-30:
+        raise ValueError(f"{value:g} is below 1e-30")
+    return value
+
+
+# Finite and within 1e-30..1e30, so every product and quotient of figures stays finite.
+Positive = Annotated[float, BeforeValidator(_not_bool),
+                     Field(gt=0, le=1e30, allow_inf_nan=False), AfterValidator(_not_tiny)]
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=2**31)]
 
 _DTYPE_ALIASES: dict[str, tuple[str, ...]] = {
     "fp64": ("float64", "double", "f64"),
@@ -85,7 +110,7 @@ class Link(Sourced):
 
     name: str
     bandwidth_bytes_per_s_per_direction: Positive
-    domain_size: int = Field(ge=1)
+    domain_size: Count
     latency_s: Positive | None = None
     latency_source: str | None = None
 
@@ -144,7 +169,7 @@ class HardwareSpec(Frozen):
     energy: Energy
     price_per_hour_usd: Price | None = None
     launch_overhead_s: Figure
-    cores: int | None = Field(default=None, ge=1)
+    cores: Count | None = None
 
     @field_validator("memory")
     @classmethod

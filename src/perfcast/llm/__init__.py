@@ -41,9 +41,17 @@ def catalog_rows() -> list[dict]:
     return rows
 
 
+# Far beyond any deployment, small enough that every size stays finite and exact.
+LIMITS = {"isl": 10**8, "osl": 10**8, "concurrency": 10**7, "requests": 10**9,
+          "tp": 2**16, "pp": 2**16, "ep": 2**16, "dp": 2**16}
+
+
 def _positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {repr(value)[:40]}")
+    if value > LIMITS[name]:
+        shown = f"{value:.3g}" if value < 10**300 else "a larger integer"
+        raise ValueError(f"{name} must be at most {LIMITS[name]:,}, got {shown}")
     return value
 
 
@@ -64,7 +72,8 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
     """
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
     hw = hardware if isinstance(hardware, HardwareSpec) else load_spec(hardware)
-    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency)):
+    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency), ("tp", tp),
+                        ("pp", pp), ("ep", ep), ("dp", dp)):
         _positive(name, value)
     if requests is not None and _positive("requests", requests) < concurrency:
         raise ValueError(f"requests ({requests}) must be at least concurrency ({concurrency})")

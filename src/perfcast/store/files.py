@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 from pathlib import Path
 
 from perfcast.store import migrations
@@ -15,10 +16,19 @@ ELSEWHERE = "Pass --db or set PERFCAST_DB to another file."
 
 def validate_file(path: Path) -> None:
     """Refuse any file that is not empty, missing or a healthy perfcast database; read only."""
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a database file. {ELSEWHERE}")
-    if not path.exists():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         return
+    except (OSError, ValueError) as exc:  # too long a name, a NUL byte, no permission
+        raise StoreError(f"cannot use {str(path)[:200]!r} as a database file "
+                         f"({getattr(exc, 'strerror', None) or exc}). "
+                         f"{ELSEWHERE}") from None
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"{path} is a directory, not a database file. {ELSEWHERE}")
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"{path} is not a regular file (a device, pipe or socket), so it "
+                         f"cannot hold a database. {ELSEWHERE}")
     try:
         with path.open("rb") as fh:
             head = fh.read(len(_SQLITE_MAGIC))

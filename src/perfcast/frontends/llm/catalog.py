@@ -65,7 +65,10 @@ def _exists(path: Path) -> bool:
 def load_model(name_or_path: str | Path) -> ModelConfig:
     """A catalog model by name or alias (case-insensitive), or a config.json path."""
     text = str(name_or_path)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~user" of no user: not a path, so maybe a name
+        path = Path(text)
     if text.endswith(".json") or _exists(path):
         return load_hf_config(path)
     found = _alias_index().get(_key(text))

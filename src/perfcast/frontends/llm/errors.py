@@ -16,7 +16,8 @@ class UnknownModelError(ModelConfigError):
         self.name = name
         self.suggestions = list(suggestions)
         hint = f"did you mean {', '.join(self.suggestions)}? " if self.suggestions else ""
+        shown = name if len(name) <= 100 else f"{name[:60]}...({len(name)} characters)"
         super().__init__(
-            f"unknown model {name!r}: {hint}(perfcast llm models lists the catalog; "
+            f"unknown model {shown!r}: {hint}(perfcast llm models lists the catalog; "
             "a path to a Hugging Face config.json also works)"
         )

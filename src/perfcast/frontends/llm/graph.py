@@ -370,10 +370,10 @@ def kv_cache_bytes(model: ModelConfig, par: Parallelism, precision: Precision, b
         per_token = model.mla.cache_dim
     else:
         per_token = 2 * np.maximum(model.num_key_value_heads // tp, 1) * model.head_dim
-    total: Dim = 0
+    total: Dim = 0.0  # float64: exact below 2**53 bytes, never wraps around above
     for attn, _ in model.layer_kinds():
         sliding = attn == "sliding_attention"
         tokens = np.minimum(context, model.sliding_window) if sliding else context
-        total = total + tokens * per_token
+        total = total + np.multiply(tokens, per_token, dtype=np.float64)
     requests = ceil_div(batch, par.attention_dp)
     return requests * total * itemsize(precision.kv_cache) / par.pp

@@ -2,7 +2,8 @@
 
 Supported ``model_type`` families: llama, mistral, qwen2, qwen3, qwen3_moe, mixtral,
 deepseek_v3 (and deepseek_v2), gpt_oss, gemma3 / gemma3_text. Other decoder-only
-configs that use the Llama key names are read as Llama-like.
+configs that use the Llama key names are read as Llama-like; encoder and encoder-decoder
+families, and families that would ignore MoE or MLA keys, are refused (:mod:`hf_schema`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from perfcast.frontends.llm.config import ModelConfig, Source
 from perfcast.frontends.llm.errors import ModelConfigError
+from perfcast.frontends.llm.hf_schema import check_family, check_fields, shown
 
 _ACTIVATIONS = {
     "silu": "silu",
@@ -99,7 +101,9 @@ def config_from_hf(cfg: Mapping[str, Any], name: str, source: str = "config.json
     if isinstance(cfg.get("text_config"), Mapping):  # multimodal wrappers (Gemma 3)
         text = cfg["text_config"]
         cfg = {**text, "model_type": text.get("model_type") or cfg.get("model_type", "")}
-    family = str(cfg.get("model_type") or "llama")
+    check_fields(cfg, source)
+    family = cfg.get("model_type") or "llama"
+    check_family(cfg, family, source)
     defaults = _FAMILY_DEFAULTS.get(family)
     if defaults:
         cfg = {**defaults, **{k: v for k, v in cfg.items() if v is not None}}
@@ -112,7 +116,7 @@ def config_from_hf(cfg: Mapping[str, Any], name: str, source: str = "config.json
     act = str(next((cfg[k] for k in act_keys if cfg.get(k)), "silu"))
     if act not in _ACTIVATIONS:
         raise ModelConfigError(
-            f"{source}: hidden_act {act!r} is not supported (known: {', '.join(_ACTIVATIONS)})"
+            f"{source}: hidden_act {shown(act)} is not supported (known: {', '.join(_ACTIVATIONS)})"
         )
     fields: dict[str, Any] = {
         "name": re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-.") or "model",
