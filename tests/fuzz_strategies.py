@@ -244,3 +244,38 @@ def llm_arguments(draw: st.DrawFn) -> dict[str, Any]:
         "precision": draw(st.sampled_from(["bf16", "fp8", "fp4", "w4a16", "weights=fp8",
                                            "kv=fp8", "nope", ""])),
     }
+
+
+EXAMPLE_NAMES = frozenset({"mlp", "resnet50", "convmix", "gpt2", "bert", "llama3-8b",
+                           "llama3-70b", "qwen3-0.6b", "mixtral-8x7b", "llama-tiny",
+                           "mixtral-tiny"})
+_FUZZ_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+    st.sampled_from(["llama-3.1-8b", "h100-sxm", "gpt2", "bf16", "fp8", "eager", "latest"]))
+
+
+@st.composite
+def mcp_calls(draw: st.DrawFn, tools: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    """(tool name, arguments): the tool's own argument names, some extra, fuzzed values.
+
+    ``analyze`` gets model names that are never examples (a real capture takes seconds)."""
+    name = draw(st.sampled_from(sorted(tools)))
+    keys = draw(st.lists(st.sampled_from(tools[name]), unique=True, max_size=6))
+    if draw(st.booleans()):
+        keys.append(draw(st.text(min_size=1, max_size=8)))
+    arguments = {k: draw(_FUZZ_VALUES) for k in keys}
+    if name == "analyze":
+        arguments["model"] = draw(st.text(max_size=30).filter(lambda t: t.strip() not in
+                                                             EXAMPLE_NAMES))
+    return name, arguments
+
+
+def db_paths() -> st.SearchStrategy[str]:
+    """Store paths: file names with odd characters, folders, devices, long names."""
+    return st.one_of(
+        st.text(max_size=300),
+        st.sampled_from(["/dev/null", "/dev/zero", "/", ".", "..", "x/", "a/b/c.db",
+                         "store.db", "x" * 300, "nul\x00.db"]),
+        st.builds(lambda a, b: f"{a}/{b}.db", st.text(max_size=20), st.text(max_size=20)))

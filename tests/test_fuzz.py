@@ -32,7 +32,7 @@ LONG = os.environ.get("PERFCAST_FUZZ") == "long"
 # Cases per kind: fast profile (default test run), long profile (make fuzz).
 CASES = {"names": (40, 2000), "hf_config": (40, 2500), "hardware_yaml": (20, 1500),
          "onnx": (10, 1200), "tflite": (15, 1200), "api_body": (10, 1000),
-         "llm_args": (15, 1000)}
+         "llm_args": (15, 1000), "mcp_args": (15, 1000), "db_paths": (20, 1000)}
 COUNTS: Counter[str] = Counter()
 
 
@@ -198,3 +198,68 @@ def test_llm_arguments(kwargs: dict[str, Any]) -> None:
         assert_one_line(exc)
         return
     assert_sane(est.to_dict())
+
+
+MCP_TOOLS = {  # tool -> argument names it takes (fuzzed values; extra names are fuzzed too)
+    "show_hardware": ["name"],
+    "llm_estimate": ["model", "hardware", "tp", "pp", "ep", "dp", "dp_attention", "isl",
+                     "osl", "concurrency", "precision"],
+    "list_runs": ["limit", "target", "status"],
+    "compare_runs": ["run_a", "run_b", "min_effect", "allow_environment_change"],
+    "analyze": ["model", "hardware", "dtype", "batch", "seq_len", "target"],
+}
+
+
+@pytest.fixture(scope="module")
+def mcp_server(tmp_path_factory: pytest.TempPathFactory):
+    from perfcast.app.mcp_server import build_server
+
+    return build_server(tmp_path_factory.mktemp("mcp") / "store.db")
+
+
+@settings(parent=_settings("mcp_args"))
+@given(call=fs.mcp_calls(MCP_TOOLS))
+@example(call=("llm_estimate", {"model": "llama-3.1-8b", "isl": float("nan")}))
+@example(call=("llm_estimate", {"model": "llama-3.1-8b", "tp": True}))
+@example(call=("analyze", {"model": "x" * 5000}))
+@example(call=("compare_runs", {"run_a": "\x00", "run_b": "../../etc"}))
+def test_mcp_arguments(mcp_server, call: tuple[str, dict[str, Any]]) -> None:
+    """A tool call returns a sane result or the MCP boundary's ToolError, nothing else."""
+    import anyio
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    COUNTS["mcp_args"] += 1
+    name, arguments = call
+    try:
+        result = anyio.run(mcp_server.call_tool, name, arguments)
+    except ToolError as exc:
+        assert "Traceback" not in str(exc)
+        return
+    assert_sane(getattr(result, "structured_content", None) or {})
+
+
+@settings(parent=_settings("db_paths"))
+@given(fs.db_paths())
+@example("/dev/null")
+@example("\x00")
+@example("a" * 5000)
+@example("/")
+def test_db_paths(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    """A store path opens (inside a scratch folder) or raises one StoreError line."""
+    from perfcast.store import Store, StoreError
+
+    COUNTS["db_paths"] += 1
+    base = tmp_path_factory.mktemp("db")
+    path = text if text.startswith("/dev/") or text == "/" else str(base / text)
+    try:
+        with Store(path):
+            pass
+    except StoreError as exc:
+        assert_one_line(exc)
+
+
+def test_fuzzed_analyze_names_are_never_examples():
+    """mcp_calls keeps real captures out of the fuzz loop; its list must stay complete."""
+    from perfcast.examples import list_examples
+
+    assert {e.name for e in list_examples()} == fs.EXAMPLE_NAMES
