@@ -11,21 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fn_module import Fn
 from perfcast.frontends.torch_export import capture
 from perfcast.ir import Graph, Node, Tensor, lookup
 from perfcast.runtime import InterpretError, run_graph
 from perfcast.runtime.interpret import supported_kinds
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def _flat(value) -> list:

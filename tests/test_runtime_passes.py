@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fn_module import Fn
 from perfcast.frontends.torch_export import capture
 from perfcast.ir import Category, Graph, lookup
 from perfcast.passes import (
@@ -236,15 +237,6 @@ def test_passes_do_not_mutate_their_inputs(cases):
 
 
 # -- decompositions written out by hand -----------------------------------------------
-class Lambda(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
-
-
 class Decomposed(nn.Module):
     """LayerNorm, RMSNorm, erf and tanh GELU, SwiGLU and RoPE spelled out in ops."""
 
@@ -312,7 +304,7 @@ def test_attention_with_additive_input_mask_and_repeat_interleave_gqa():
 
 
 def test_torch_causal_attention_with_fewer_queries_becomes_an_explicit_mask():
-    sdpa = Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    sdpa = Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
     case = Case(sdpa, (torch.randn(1, 2, 3, 8), torch.randn(1, 2, 7, 8), torch.randn(1, 2, 7, 8)))
     graph, consts, report = case.passes()
     case.check(graph, consts)

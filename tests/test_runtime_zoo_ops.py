@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import perfcast.runtime as rt
+from fn_module import Fn
 from perfcast.frontends.torch_export import capture
 from perfcast.ir import Graph, Tensor
 from perfcast.passes.fold import constant_fold
@@ -19,15 +19,6 @@ from perfcast.runtime.interpret import eval_node
 
 BACKENDS = ["numpy", pytest.param("c", marks=pytest.mark.skipif(
     not cbuild.available(), reason="no C compiler for the kernels"))]
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def _check(fn, *inputs: torch.Tensor, backend: str) -> None:
