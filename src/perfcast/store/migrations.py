@@ -20,6 +20,26 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# The results table as migration 1 created it (migration 2 rebuilds it with one more status).
+_RESULTS_V1 = """CREATE TABLE results (
+                id INTEGER PRIMARY KEY,
+                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                target TEXT NOT NULL,
+                params TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
+                median_s REAL,
+                ci_low_s REAL,
+                ci_high_s REAL,
+                n INTEGER,
+                stats TEXT,
+                samples TEXT,
+                error TEXT,
+                energy_j REAL,
+                extra TEXT NOT NULL DEFAULT '{}',
+                created_at TEXT NOT NULL
+            )"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -47,23 +67,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX runs_started_at ON runs(started_at)",
             "CREATE INDEX runs_status ON runs(status)",
-            """CREATE TABLE results (
-                id INTEGER PRIMARY KEY,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                target TEXT NOT NULL,
-                params TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
-                median_s REAL,
-                ci_low_s REAL,
-                ci_high_s REAL,
-                n INTEGER,
-                stats TEXT,
-                samples TEXT,
-                error TEXT,
-                energy_j REAL,
-                extra TEXT NOT NULL DEFAULT '{}',
-                created_at TEXT NOT NULL
-            )""",
+            _RESULTS_V1,
             "CREATE INDEX results_target ON results(target, params)",
             "CREATE INDEX results_run_id ON results(run_id)",
             """CREATE TABLE predictions (
@@ -99,23 +103,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE results RENAME TO results_v1",
             "DROP INDEX results_target",
             "DROP INDEX results_run_id",
-            """CREATE TABLE results (
-                id INTEGER PRIMARY KEY,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                target TEXT NOT NULL,
-                params TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('ok', 'unstable', 'failed', 'skipped')),
-                median_s REAL,
-                ci_low_s REAL,
-                ci_high_s REAL,
-                n INTEGER,
-                stats TEXT,
-                samples TEXT,
-                error TEXT,
-                energy_j REAL,
-                extra TEXT NOT NULL DEFAULT '{}',
-                created_at TEXT NOT NULL
-            )""",
+            _RESULTS_V1.replace("('ok', 'failed', 'skipped')",
+                                "('ok', 'unstable', 'failed', 'skipped')"),
             "INSERT INTO results SELECT * FROM results_v1",
             "DROP TABLE results_v1",
             "CREATE INDEX results_target ON results(target, params)",
