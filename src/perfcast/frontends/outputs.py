@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-WRAPPED = "perfcast_model"  # attribute holding the user's model; stripped from module paths
+from perfcast.frontends.torch_export import WRAPPED
+
 _MAX_DEPTH = 6
 
 
@@ -68,10 +69,3 @@ class FlatOutputs(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         return tuple(flatten_tensors(getattr(self, WRAPPED)(*args, **kwargs)))
-
-
-def strip_wrapper(path: str) -> str:
-    """A module path inside :class:`FlatOutputs` as the user's model names it."""
-    if path == WRAPPED:
-        return ""
-    return path.removeprefix(WRAPPED + ".")

@@ -24,6 +24,12 @@ from perfcast.frontends.export_errors import explain_export_failure
 from perfcast.ir import Graph, Node, Tensor, canonical
 
 Progress = Callable[[str], None]
+WRAPPED = "perfcast_model"  # FlatOutputs' attribute holding the user's model
+
+
+def strip_wrapper(path: str) -> str:
+    """A module or weight path inside ``FlatOutputs`` as the user's model names it."""
+    return "" if path == WRAPPED else path.removeprefix(WRAPPED + ".")
 
 
 @dataclass
@@ -54,7 +60,7 @@ def capture(model: Any, example_inputs: Sequence[Any] | Mapping[str, Any], *,
     from perfcast.frontends.outputs import FlatOutputs
 
     say = progress or (lambda _msg: None)
-    args, kwargs = _split_inputs(example_inputs)
+    args, kwargs = split_inputs(example_inputs)
     if dtype is not None:
         tdtype = _torch_dtype(dtype)
         model = model.to(tdtype)
@@ -90,7 +96,9 @@ def _quiet_torch_logs():
     sys.stderr.write(held.getvalue())
 
 
-def _split_inputs(example_inputs) -> tuple[tuple, dict]:
+def split_inputs(example_inputs: Any) -> tuple[tuple, dict]:
+    """Example inputs as ``(args, kwargs)``: a mapping is keywords, a sequence positional,
+    anything else one argument."""
     if isinstance(example_inputs, Mapping):
         return (), dict(example_inputs)
     if isinstance(example_inputs, list | tuple):
@@ -123,8 +131,6 @@ class _Converter:
 
     def run(self) -> Capture:
         import torch
-
-        from perfcast.frontends.outputs import strip_wrapper
 
         sig = self.program.graph_signature
         kinds = {spec.arg.name: spec for spec in sig.input_specs}
@@ -340,8 +346,6 @@ def _module_path(node) -> str:
     if not stack:
         return ""
     path = list(stack.values())[-1][0]
-    from perfcast.frontends.outputs import strip_wrapper
-
     return strip_wrapper(path) if isinstance(path, str) else ""
 
 

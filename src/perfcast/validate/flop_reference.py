@@ -23,7 +23,6 @@ SDPA) as torch.export traces it, not the fused inference kernel flop_counter can
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +49,12 @@ def measure(model: Any, inputs: Any) -> FlopReference:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from perfcast.frontends.torch_export import split_inputs
+
     ref = FlopReference()
     handles = _bias_hooks(model, ref)
     missed = _missed_mode(ref)
-    args, kwargs = ((), dict(inputs)) if isinstance(inputs, Mapping) else (
-        tuple(inputs) if isinstance(inputs, list | tuple) else (inputs,), {})
+    args, kwargs = split_inputs(inputs)
     try:
         with FlopCounterMode(display=False) as counter, missed, torch.enable_grad():
             model(*args, **kwargs)

@@ -33,6 +33,7 @@ from perfcast.bench.timer import torch_threads
 from perfcast.estimate.efficiency import EfficiencyModel
 from perfcast.estimate.result import Estimate
 from perfcast.frontends import aten_names
+from perfcast.frontends.torch_export import split_inputs
 from perfcast.hardware import HardwareSpec
 from perfcast.ir import Graph
 from perfcast.ir.registry import is_known, lookup
@@ -238,11 +239,8 @@ def measure_target(target: str, *, batch: int = 1, seq_len: int = 32,
 
 
 def _forward(model: Any, example_inputs: Any) -> Any:
-    if isinstance(example_inputs, dict):
-        return model(**example_inputs)
-    if isinstance(example_inputs, list | tuple):
-        return model(*example_inputs)
-    return model(example_inputs)
+    args, kwargs = split_inputs(example_inputs)
+    return model(*args, **kwargs)
 
 
 def _profile(model: Any, example_inputs: Any, iterations: int,

@@ -14,6 +14,7 @@ import numpy as np
 
 from perfcast.estimate.efficiency import EfficiencyModel
 from perfcast.estimate.result import Estimate
+from perfcast.frontends.torch_export import split_inputs
 from perfcast.hardware import HardwareSpec
 from perfcast.validate.kernels import KernelMatch, KernelReport, _batch_of
 
@@ -33,7 +34,7 @@ def measure_steps(compiled: Any, example_inputs: Any, *, estimate: Estimate,
     if kinds != [s.kind for s in steps]:
         raise ValueError(f"the estimate's {len(kinds)} kernels do not line up with the "
                          f"program's {len(steps)} steps")
-    args, kwargs = _call_args(example_inputs)
+    args, kwargs = split_inputs(example_inputs)
     for _ in range(warmup):
         compiled.run_timed(*args, **kwargs)
     runs, walls = [], []
@@ -77,11 +78,3 @@ def measure_runtime_target(target: str, *, batch: int = 1, seq_len: int = 32,
     estimate = estimate_prepared(prepared, spec, target="perfcast", efficiency=efficiency)
     return measure_steps(compiled, loaded.example_inputs, estimate=estimate,
                          iterations=iterations, warmup=warmup, batch=batch)
-
-
-def _call_args(example_inputs: Any) -> tuple[tuple, dict]:
-    if isinstance(example_inputs, dict):
-        return (), dict(example_inputs)
-    if isinstance(example_inputs, list | tuple):
-        return tuple(example_inputs), {}
-    return (example_inputs,), {}
