@@ -73,10 +73,10 @@ def analyze(
                                    name=loaded.name, progress=lambda msg: status.update(
                                        f"{loaded.name}: {msg} ..."))
         results = []
-        for setup in (local_setup(s, threads, profile, db) for s in specs):
-            result = estimate_prepared(prepared, setup[0], target=fusion, efficiency=setup[1])
-            if setup[2]:
-                result.notes.append(f"calibrated with {setup[2]}")
+        for spec, model, label in (local_setup(s, threads, profile, db) for s in specs):
+            result = estimate_prepared(prepared, spec, target=fusion, efficiency=model)
+            if label:
+                result.notes.append(f"calibrated with {label}")
             results.append(result)
     except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
         fail(str(exc))

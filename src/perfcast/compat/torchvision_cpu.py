@@ -14,6 +14,7 @@ one of those ops then fails with PyTorch's "no kernel" error instead of at impor
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -22,18 +23,16 @@ _SCHEMAS = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 )
-_state: dict[str, object] = {}
+_KEEP: list[object] = []  # the schemas live as long as their Library object
 
 
+@functools.cache
 def ensure_importable() -> bool:
     """Prepare torch so torchvision imports; True when the fallback schemas were declared.
 
     Idempotent and cheap after the first call. Does nothing when torchvision is not
     installed, is already imported, or its C extension loads.
     """
-    if "done" in _state:
-        return bool(_state["done"])
-    _state["done"] = False
     if "torchvision" in sys.modules:
         return False
     spec = importlib.util.find_spec("torchvision")
@@ -48,9 +47,8 @@ def ensure_importable() -> bool:
             return False
     except OSError:
         pass
-    lib = torch.library.Library("torchvision", "DEF")  # kept alive: the schemas live with it
+    lib = torch.library.Library("torchvision", "DEF")
     for schema in _SCHEMAS:
         lib.define(schema)
-    _state["lib"] = lib
-    _state["done"] = True
+    _KEEP.append(lib)
     return True

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from perfcast.ir import Graph
     from perfcast.passes import Kernel
 
+
 @dataclass(frozen=True)
 class KernelTime:
     """Seconds of one kernel (arrays over a sweep): ``busy_s + overhead_s`` in all.

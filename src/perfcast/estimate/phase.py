@@ -23,7 +23,6 @@ import numpy as np
 from perfcast.estimate.collectives import collective_time
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.kernel_time import KernelTimeModel
-from perfcast.estimate.llm_efficiency import LLMEfficiency, ServingTime
 from perfcast.frontends.llm.graph import PhaseGraph
 from perfcast.hardware import HardwareSpec
 from perfcast.ir import Category
@@ -82,11 +81,11 @@ class PhaseTime:
 
 
 def phase_time(kernels: list[PhaseKernel], hw: HardwareSpec,
-               model: KernelTimeModel | LLMEfficiency) -> PhaseTime:
-    """Time of one pass over ``kernels`` on ``hw`` (``model``: a kernel-time model, or
-    the serving fractions it is built from); raises UnsupportedPrecisionError."""
+               model: KernelTimeModel) -> PhaseTime:
+    """Time of one pass over ``kernels`` on ``hw`` with ``model`` (for serving,
+    :class:`~perfcast.estimate.llm_efficiency.ServingTime`); raises
+    UnsupportedPrecisionError."""
     result = PhaseTime()
-    timer = ServingTime(model) if isinstance(model, LLMEfficiency) else model
     for kc in kernels:
         k = kc.kernel
         key = f"{kc.group}.{kc.part}"
@@ -95,7 +94,7 @@ def phase_time(kernels: list[PhaseKernel], hw: HardwareSpec,
             comm = collective_time(kind, payload, group, hw).time_s
             result.add(key, "communication", comm * kc.repeats)
             continue
-        t = timer.time(k, hw)
+        t = model.time(k, hw)
         bound = t.compute_s >= t.memory_s
         result.add(key, "compute", np.where(bound, t.busy_s, 0.0) * kc.repeats)
         result.add(key, "memory", np.where(bound, 0.0, t.busy_s) * kc.repeats)

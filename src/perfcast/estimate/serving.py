@@ -31,7 +31,7 @@ import numpy as np
 
 from perfcast.estimate.collectives import collective_time
 from perfcast.estimate.efficiency import Confidence
-from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.llm_efficiency import LLMEfficiency, ServingTime, default_efficiency
 from perfcast.estimate.phase import PhaseTime, phase_kernels, phase_time
 from perfcast.frontends.llm.config import ModelConfig
 from perfcast.frontends.llm.graph import build_phase_graph, kv_cache_bytes
@@ -263,8 +263,9 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
 
     _, pre_kernels = _kernels(model, "prefill", 1, isl, isl, par, precision)
     dec_graph, dec_kernels = _kernels(model, "decode", micro, 1, mean_context, par, precision)
-    prefill = phase_time(pre_kernels, hw, eff)
-    decode = phase_time(dec_kernels, hw, eff)
+    timer = ServingTime(eff)
+    prefill = phase_time(pre_kernels, hw, timer)
+    decode = phase_time(dec_kernels, hw, timer)
     t_pf = prefill.total_s + eff.step_overhead_s + _p2p_s(hw, par, isl, model.hidden_size)
     t_d = decode.total_s + eff.step_overhead_s + _p2p_s(hw, par, micro, model.hidden_size)
 

@@ -7,7 +7,7 @@ NumPy arrays, so one call evaluates many shapes at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -139,14 +139,15 @@ def is_known(kind: str) -> bool:
     return kind in _REGISTRY
 
 
-def in_family(kind: str, families: Family | Iterable[Family]) -> bool:
+def in_family(kind: str, families: Family | Collection[Family]) -> bool:
     """Whether ``kind`` is known and of ``families`` (one family or several)."""
     op = _REGISTRY.get(kind)
-    wanted = {families} if isinstance(families, Family) else set(families)
-    return op is not None and op.family in wanted
+    if op is None:
+        return False
+    return op.family is families if isinstance(families, Family) else op.family in families
 
 
-def kinds_of(families: Family | Iterable[Family]) -> list[str]:
+def kinds_of(families: Family | Collection[Family]) -> list[str]:
     """The known kinds of ``families``, sorted."""
     return [k for k in known_kinds() if in_family(k, families)]
 

@@ -137,26 +137,23 @@ def _estimate(cap, row: CoverageRow) -> None:
 
 def _runtime_check(model, inputs, cap) -> str:
     """'equal', 'differs by X', or 'unsupported: reason' for the NumPy runtime backend."""
-    from collections.abc import Mapping
-
     import numpy as np
     import torch
 
     from perfcast.frontends.outputs import flatten_tensors
+    from perfcast.frontends.torch_export import split_inputs
     from perfcast.runtime.compile import compile_graph
+    from perfcast.runtime.interpret import InterpretError
     from perfcast.runtime.lower import RuntimeLoweringError
 
     try:
         fn = compile_graph(cap.graph, cap.weights, backend="numpy")
-    except (RuntimeLoweringError, NotImplementedError, KeyError, ValueError) as exc:
+    except (RuntimeLoweringError, InterpretError) as exc:  # refused, with the reason
         return "unsupported: " + str(exc).splitlines()[0][:80]
+    args, kwargs = split_inputs(inputs)
     with torch.no_grad():
-        if isinstance(inputs, Mapping):
-            want = flatten_tensors(model(**inputs))
-            got = fn(**{k: v.numpy() for k, v in inputs.items()})
-        else:
-            want = flatten_tensors(model(*inputs))
-            got = fn(*(v.numpy() for v in inputs))
+        want = flatten_tensors(model(*args, **kwargs))
+    got = fn(*(v.numpy() for v in args), **{k: v.numpy() for k, v in kwargs.items()})
     got = list(got) if isinstance(got, tuple) else [got]
     if len(got) != len(want):
         return f"differs: {len(got)} outputs, eager has {len(want)}"
