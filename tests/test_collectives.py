@@ -189,8 +189,9 @@ def test_bus_bandwidth_of_a_ring_at_link_peak_is_the_link_bandwidth(h100):
     np.testing.assert_allclose(swept, [GIB * 1.0, GIB * 1.75])
 
 
-LATENCY_DEVICES = ["h100-sxm", "h100-nvl", "h100-pcie", "h200", "b200", "gb200",
-                   "a100-sxm-80gb", "l40s", "mi300x", "mi325x", "mi355x"]
+LATENCY_DEVICES = ["h100-sxm", "h100-nvl", "h100-pcie", "h200", "b200", "gb200", "b300",
+                   "gb300", "a100-sxm-80gb", "l40s", "rtx-pro-6000", "mi300x", "mi325x",
+                   "mi355x"]
 
 
 @pytest.mark.parametrize("name", LATENCY_DEVICES)

@@ -204,7 +204,8 @@ def test_mlperf_skip_reasons(mlperf_rows, match, reason):
     ("NVIDIA GB200", "gb200"),
     ("NVIDIA GeForce RTX 4090", "rtx-4090"),
     ("NVIDIA H200-NVL-141GB", None),
-    ("NVIDIA GB300", None),
+    ("NVIDIA GB300", "gb300"),
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
 ])
 def test_mlperf_accelerator_names(name, expected):
     assert mlperf_accelerator(name) == expected

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from perfcast.cli.errors import fail
-from perfcast.cli.options import BatchOption, SeqLenOption
+from perfcast.cli.options import BatchOption, EngineOption, SeqLenOption
 from perfcast.cli.store import DbOption, open_store
 
 TARGETS_HELP = ("examples:NAME (see `perfcast analyze --list-examples`), zoo:NAME (see "
@@ -41,6 +41,7 @@ def analyze(
         "--profile", help="Calibration profile for 'local': 'latest' (newest in the store "
                           "with good fits), a stored version (3), a file, or 'none'.")
     ] = "latest",
+    engine: EngineOption = "fitted",
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
     list_examples: Annotated[bool, typer.Option(
@@ -49,6 +50,7 @@ def analyze(
     """Estimate latency, FLOPs, bytes, memory and energy of a model on catalog hardware."""
     from perfcast.cli.report import render_comparison, render_estimate
     from perfcast.estimate.analyze import estimate_prepared, prepare
+    from perfcast.estimate.engine_profiles import EngineError
     from perfcast.frontends import CaptureError, load_target
     from perfcast.hardware import HardwareError, load_spec
     from perfcast.ir import DTypeError
@@ -74,11 +76,12 @@ def analyze(
                                        f"{loaded.name}: {msg} ..."))
         results = []
         for spec, model, label in (local_setup(s, threads, profile, db) for s in specs):
+            model, note = with_engine_profile(spec, model, engine)
             result = estimate_prepared(prepared, spec, target=fusion, efficiency=model)
-            if label:
-                result.notes.append(f"calibrated with {label}")
+            result.notes.extend(n for n in (f"calibrated with {label}" if label else "", note)
+                                if n)
             results.append(result)
-    except (HardwareError, CaptureError, DTypeError, UnknownTargetError) as exc:
+    except (HardwareError, CaptureError, DTypeError, UnknownTargetError, EngineError) as exc:
         fail(str(exc))
     if as_json:
         payload = [r.to_dict() for r in results]
@@ -105,6 +108,22 @@ def _prepare_file(path: Path, batch: int | None, dtype: str | None) -> Any:
 
     cap = import_onnx(path.read_bytes(), name=path.stem, batch=batch or 1, dtype=dtype)
     return prepare_graph(cap, dtype=dtype)
+
+
+def with_engine_profile(spec: Any, model: Any, engine: str) -> tuple[Any, str]:
+    """The kernel-time model with ``engine``'s measured GPU profile of ``spec`` in front
+    (GEMMs and attention; the rest as before), and a note saying which profile was used."""
+    from perfcast.estimate.engine_profiles import FITTED, check_engine, engine_profile
+    from perfcast.estimate.kernel_time import as_time_model
+    from perfcast.estimate.measured_time import MeasuredTime
+
+    if check_engine(engine) == FITTED or spec.kind != "gpu":
+        return model, ""
+    found = engine_profile(spec, engine)
+    if found is None:
+        return model, f"no measured {engine} profile for {spec.name}: datasheet roofline"
+    return MeasuredTime(found, as_time_model(model)), f"kernel times from measured profile " \
+        f"{found.name} (GEMM and attention; other kernels by the roofline)"
 
 
 def local_setup(spec: Any, threads: int | None, profile: str, db: Path | None) -> tuple:

@@ -59,12 +59,31 @@ def calibrate(
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="--refit a run that did not complete (killed or "
                                    "failed).")] = False,
+    from_measurements: Annotated[Path | None, typer.Option(
+        "--from-measurements", help="Fit GPU kernel profiles from published measurement "
+                                    "tables in DIR (<system>/<op>/<framework>/<version>/"
+                                    "<table>.parquet) instead of measuring; -o is then a "
+                                    "directory (default .perfcast/gpu_profiles).")] = None,
+    systems: Annotated[str | None, typer.Option(
+        "--systems", help="With --from-measurements: only these system directories, "
+                          "e.g. h100_sxm,b200_sxm.")] = None,
+    engines: Annotated[str | None, typer.Option(
+        "--engines", help="With --from-measurements: only these engines "
+                          "(trtllm,sglang,vllm).")] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Measure GEMM, conv, attention, elementwise, reduction, norm and copy kernels on this
     machine within the budget, fit achieved rate vs size per op category, dtype and
-    thread count, and store the profile (the store and a portable JSON file)."""
+    thread count, and store the profile (the store and a portable JSON file).
+
+    With --from-measurements DIR: fit per-(GPU, engine) kernel profiles from published
+    GPU kernel tables instead (no measuring)."""
+    if from_measurements is not None:
+        from perfcast.cli.calibrate_measured import calibrate_from_measurements
+
+        calibrate_from_measurements(from_measurements, output, systems, engines, as_json)
+        return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from perfcast.calibrate.run import calibrate as run_calibration

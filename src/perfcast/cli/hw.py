@@ -24,7 +24,8 @@ from perfcast.hardware import (
 from perfcast.hardware.spec import OFF_CHIP, Sourced
 from perfcast.units import binary_bytes, si
 
-app = typer.Typer(help="Hardware catalog: list, show, detect.", no_args_is_help=True)
+app = typer.Typer(help="Hardware catalog: list, show, detect; measured GPU profiles.",
+                  no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 def _fail(exc: HardwareError) -> NoReturn:
@@ -189,3 +190,30 @@ def detect(json_out: JsonFlag = False) -> None:
     console.print(_table("this machine", ("fact", "value"), rows))
     peaks = [(k, si(f.dense, _rate(k)), f.note or "") for k, f in spec.compute.items()]
     console.print(_table("derived peaks", ("dtype", "dense", "derivation"), peaks))
+
+
+@app.command("profiles")
+def profiles_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measured GPU kernel profiles (per GPU and serving engine) that --engine can use."""
+    from perfcast.estimate.gpu_profile import find_profile, shipped_profiles, user_profile_dir
+
+    user = {tuple(p.name.removesuffix(".json.gz").split("__", 1))
+            for p in user_profile_dir().glob("*__*.json.gz")}
+    rows = []
+    for gpu, engine in sorted(set(shipped_profiles()) | user):
+        profile = find_profile(gpu, engine)
+        if profile is None:
+            continue
+        versions = sorted({v for t, v in profile.versions.items() if "nccl" not in v})
+        rows.append({"gpu": gpu, "engine": engine, "fits": len(profile.fits),
+                     "measured_with": ", ".join(versions),
+                     "where": "user" if (gpu, engine) in user else "packaged"})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _console().print(_table("Measured GPU kernel profiles (use with --engine)",
+                            ["gpu", "engine", "fits", "measured with", "where"],
+                            [[r["gpu"], r["engine"], str(r["fits"]), r["measured_with"],
+                              r["where"]] for r in rows]))

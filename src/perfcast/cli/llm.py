@@ -12,6 +12,7 @@ from rich.table import Table
 
 from perfcast.cli.errors import fail
 from perfcast.cli.llm_sweep import sweep_command
+from perfcast.cli.options import EngineOption, MoeDistributionOption
 
 app = typer.Typer(help="LLM serving: latency, throughput, memory and cost per deployment.",
                   no_args_is_help=True)
@@ -68,6 +69,8 @@ def estimate(
     requests: Annotated[int | None, typer.Option(
         help="Prompts in the benchmark run, all clients starting at once (InferenceMAX: "
              "10 x concurrency); default: steady state.")] = None,
+    engine: EngineOption = "fitted",
+    moe_distribution: MoeDistributionOption = "balanced",
     layers: Annotated[bool, typer.Option(help="Show the per-layer breakdown.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
 ) -> None:
@@ -78,7 +81,8 @@ def estimate(
         est = llm.estimate(model, hardware, tp=tp, pp=pp, ep=ep, dp=dp,
                            dp_attention=dp_attention, isl=isl, osl=osl,
                            concurrency=concurrency, precision=precision, kv_cache=kv_cache,
-                           requests=requests)
+                           requests=requests, engine=engine,
+                           moe_distribution=moe_distribution)
     except ValueError as exc:
         fail(str(exc))
     data = est.to_dict()
@@ -95,6 +99,7 @@ def _render(out: Console, d: dict, layers: bool) -> None:
     out.print(f"[bold]{d['model']}[/bold] on {par['gpus']} x {d['hardware']} "
               f"({_layout(par)}), {d['precision']['name']}, ISL {w['isl']} / OSL {w['osl']}, "
               f"concurrency {w['concurrency']}  [dim]confidence {d['confidence']}[/dim]")
+    out.print(f"[dim]kernel times: {_profile_text(d)}[/dim]")
     if not d["feasible"]:
         out.print(f"[red]infeasible:[/red] {escape(d['infeasible_reason'] or '')}")
         out.print(f"largest feasible concurrency: {d['max_concurrency']:.0f}")
@@ -130,6 +135,18 @@ def _render(out: Console, d: dict, layers: bool) -> None:
         for row in d["layers"]:
             table.add_row(row["phase"], row["layer"], row["part"], si(row["time_s"], "s"))
         out.print(table)
+
+
+def _profile_text(d: dict) -> str:
+    """Which kernel-time model gave the times, and the share of kernel time per confidence."""
+    if not d["profile"]:
+        return "fitted serving efficiencies (THEORETICAL)"
+    shares = {}
+    for phase in d["phases"].values():
+        for level, share in phase["share_by_confidence"].items():
+            shares.setdefault(level, []).append(share)
+    text = ", ".join(f"{level} {sum(v) / len(v):.0%}" for level, v in sorted(shares.items()))
+    return f"measured profile {d['profile']} ({text} of kernel time, mean of the phases)"
 
 
 def _render_memory(out: Console, d: dict) -> None:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perfcast.cli.errors import fail
+from perfcast.cli.options import EngineOption
 
 DEFAULT_CONCURRENCY = ",".join(str(2**i) for i in range(10))  # 1..512
 _MAX_LAYOUT_REASONS = 6
@@ -132,6 +133,7 @@ def sweep_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     show_all: Annotated[bool, typer.Option(
         "--all", help="Print every configuration instead of the Pareto front.")] = False,
+    engine: EngineOption = "fitted",
 ) -> None:
     """Sweep concurrency x parallelism x precision x hardware; print the Pareto front of
     throughput per GPU against interactivity (InferenceMAX's chart)."""
@@ -150,7 +152,7 @@ def sweep_command(
             check_plot_path(plot)
         result = sweep(model, hw_list, concurrency=conc_list, tp=tp_list, ep=ep_list,
                        pp=pp_list, dp_attention=dpa, precision=prec_list, isl=isl_list,
-                       osl=osl_list)
+                       osl=osl_list, engine=engine)
     except ValueError as exc:
         fail(str(exc))
     if result.evaluated == 0:

@@ -17,3 +17,14 @@ TokenOption = Annotated[str | None, typer.Option(
     help=f"Access token every HTTP request must carry (Authorization: Bearer TOKEN); "
          f"default: ${TOKEN_ENV}.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
+
+
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Kernel times: 'fitted' (default: efficiencies fitted to published "
+                     "end-to-end results) or a serving engine whose measured GPU kernel "
+                     "profile times GEMMs, attention, MoE and collectives: trtllm, sglang, "
+                     "vllm (GPUs with a profile: perfcast hw profiles).")]
+MoeDistributionOption = Annotated[str, typer.Option(
+    "--moe-distribution", help="With --engine: token distribution over experts, balanced "
+                               "or the measured power-law skews power_law_1.01, "
+                               "power_law_1.2.")]

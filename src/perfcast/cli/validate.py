@@ -34,18 +34,25 @@ def llm(
         "--json", help="Print the full result (counts, statistics, rows) as JSON.")] = False,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Also write a Markdown report (with every row) to this path.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="Kernel times: fitted (default), row (each row's own engine's "
+                         "measured GPU profile, where one exists), or trtllm|sglang|vllm "
+                         "for all rows.")] = "fitted",
 ) -> None:
     """Per-row predicted vs measured LLM-serving metrics (InferenceMAX, MLPerf) and the
     MAPE / median APE of throughput, TPOT, interactivity and TTFT per hardware, model and
     framework."""
+    from perfcast.estimate.engine_profiles import EngineError, check_engine
     from perfcast.hardware import HardwareError
     from perfcast.validate.llm import ValidationDataError, load_rows, reconcile
 
     devices = [h.strip() for h in hardware.split(",") if h.strip()] if hardware else None
     try:
         rows = [row for d in (data or ["inferencemax", "mlperf"]) for row in load_rows(d)]
-        result = reconcile(rows, hardware=devices)
-    except (ValidationDataError, HardwareError) as exc:
+        if engine != "row":
+            check_engine(engine)
+        result = reconcile(rows, hardware=devices, engine=engine)
+    except (ValidationDataError, HardwareError, EngineError) as exc:
         fail(str(exc))
     if report is not None:
         try:

@@ -9,7 +9,8 @@ vectorized.
 Per kernel: the time a kernel-time model gives it (by default
 :class:`~perfcast.estimate.llm_efficiency.ServingTime`: ``max(FLOPs / (peak x compute
 efficiency), bytes / (bandwidth x memory efficiency)) + launch overhead``); collectives
-use the link model of :mod:`perfcast.estimate.collectives`. Kernels run one after
+use the model's own ``collective`` method where it has one (measured tables), else the
+link model of :mod:`perfcast.estimate.collectives`. Kernels run one after
 another (no overlap of communication with compute), which is what the engines do for TP
 all-reduces on the critical path.
 """
@@ -68,11 +69,18 @@ class PhaseTime:
     by_part: dict[str, Dim] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
     by_layer: dict[str, Dim] = field(default_factory=dict)  # "<group>.<part>" -> seconds
     confidences: list[Confidence] = field(default_factory=list)  # of the timed kernels
+    by_confidence: dict[str, Dim] = field(default_factory=dict)  # seconds per confidence
 
     @property
     def confidence(self) -> Confidence:
         """The weakest confidence of the kernels timed (THEORETICAL if none)."""
         return Confidence.weakest(self.confidences)
+
+    def count(self, confidence: Confidence, seconds: Dim) -> None:
+        """Record a timed kernel's confidence and the seconds it accounts for."""
+        self.confidences.append(confidence)
+        self.by_confidence[str(confidence)] = self.by_confidence.get(str(confidence), 0.0) \
+            + seconds
 
     def add(self, key: str, part: str, seconds: Dim) -> None:
         self.total_s = self.total_s + seconds
@@ -91,7 +99,14 @@ def phase_time(kernels: list[PhaseKernel], hw: HardwareSpec,
         key = f"{kc.group}.{kc.part}"
         if kc.collective is not None:
             kind, payload, group = kc.collective
-            comm = collective_time(kind, payload, group, hw).time_s
+            measured = model.collective(kind, payload, group, hw) \
+                if hasattr(model, "collective") else None
+            if measured is None:
+                comm = collective_time(kind, payload, group, hw).time_s
+                confidence = Confidence.THEORETICAL
+            else:
+                comm, confidence = measured
+            result.count(confidence, comm * kc.repeats)
             result.add(key, "communication", comm * kc.repeats)
             continue
         t = model.time(k, hw)
@@ -99,5 +114,5 @@ def phase_time(kernels: list[PhaseKernel], hw: HardwareSpec,
         result.add(key, "compute", np.where(bound, t.busy_s, 0.0) * kc.repeats)
         result.add(key, "memory", np.where(bound, 0.0, t.busy_s) * kc.repeats)
         result.add(key, "overhead", t.overhead_s * kc.repeats)
-        result.confidences.append(t.confidence)
+        result.count(t.confidence, t.time_s * kc.repeats)
     return result

@@ -31,7 +31,8 @@ import numpy as np
 
 from perfcast.estimate.collectives import collective_time
 from perfcast.estimate.efficiency import Confidence
-from perfcast.estimate.llm_efficiency import LLMEfficiency, ServingTime, default_efficiency
+from perfcast.estimate.engine_profiles import serving_time_model
+from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
 from perfcast.estimate.phase import PhaseTime, phase_kernels, phase_time
 from perfcast.frontends.llm.config import ModelConfig
 from perfcast.frontends.llm.graph import build_phase_graph, kv_cache_bytes
@@ -99,6 +100,7 @@ class ServingEstimate:
     cost_per_million_tokens_usd: Dim | None
     cost_per_million_output_tokens_usd: Dim | None
     confidence: Confidence
+    profile: str | None = None  # the measured GPU profile used ("h100-sxm/trtllm"), if any
     prefill: PhaseTime = field(repr=False, default_factory=PhaseTime)
     decode: PhaseTime = field(repr=False, default_factory=PhaseTime)
 
@@ -119,6 +121,7 @@ class ServingEstimate:
             "feasible": bool(np.all(self.feasible)),
             "infeasible_reason": self.infeasible_reason(),
             "confidence": str(self.confidence),
+            "profile": self.profile,
         }
         for key in _METRICS:  # an infeasible config is flagged, not estimated
             keep = out["feasible"] or key == "max_concurrency"
@@ -183,7 +186,10 @@ def _num(x: Dim | None) -> float | int | None:
 
 
 def _phase_dict(times: PhaseTime, total: Dim) -> dict:
-    return {"time_s": _num(total), **{f"{k}_s": _num(v) for k, v in times.by_part.items()}}
+    kernels = sum(times.by_confidence.values()) or 1.0
+    return {"time_s": _num(total), **{f"{k}_s": _num(v) for k, v in times.by_part.items()},
+            "share_by_confidence": {k: _num(v / kernels)
+                                    for k, v in sorted(times.by_confidence.items())}}
 
 
 def _check_precision(hw: HardwareSpec, precision: Precision) -> None:
@@ -251,8 +257,15 @@ def _kernels(model: ModelConfig, phase: str, batch: Dim, new: Dim, context: Dim,
 def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
                      precision: Precision, workload: Workload,
                      efficiency: LLMEfficiency | None = None,
-                     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION) -> ServingEstimate:
-    """Serving metrics for ``workload`` (arrays broadcast); ``par`` must be valid."""
+                     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
+                     engine: str | None = None,
+                     moe_distribution: str = "balanced") -> ServingEstimate:
+    """Serving metrics for ``workload`` (arrays broadcast); ``par`` must be valid.
+
+    ``engine``: ``fitted`` (default: the fitted efficiencies) or a serving engine whose
+    measured GPU profile times the kernels (:mod:`perfcast.estimate.engine_profiles`);
+    ``moe_distribution``: the token distribution over experts for its MoE fits.
+    """
     eff = efficiency or default_efficiency()
     _check_precision(hw, precision)
     isl, osl = workload.isl, workload.osl
@@ -261,11 +274,11 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
     micro = ceil_div(per_replica, par.pp)  # requests per pipeline microbatch
     mean_context = isl + osl // 2
 
-    _, pre_kernels = _kernels(model, "prefill", 1, isl, isl, par, precision)
+    pre_graph, pre_kernels = _kernels(model, "prefill", 1, isl, isl, par, precision)
     dec_graph, dec_kernels = _kernels(model, "decode", micro, 1, mean_context, par, precision)
-    timer = ServingTime(eff)
-    prefill = phase_time(pre_kernels, hw, timer)
-    decode = phase_time(dec_kernels, hw, timer)
+    timer, profile = serving_time_model(hw, eff, engine, moe_distribution)
+    prefill = phase_time(pre_kernels, hw, timer.for_graph(pre_graph.graph))
+    decode = phase_time(dec_kernels, hw, timer.for_graph(dec_graph.graph))
     t_pf = prefill.total_s + eff.step_overhead_s + _p2p_s(hw, par, isl, model.hidden_size)
     t_d = decode.total_s + eff.step_overhead_s + _p2p_s(hw, par, micro, model.hidden_size)
 
@@ -332,6 +345,7 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
         cost_per_million_output_tokens_usd=None if price is None
         else price / 3600 / out_tput * 1e6,
         confidence=Confidence.weakest([prefill.confidence, decode.confidence]),
+        profile=profile,
         prefill=prefill,
         decode=decode,
     )

@@ -250,7 +250,7 @@ def sweep(model: str | ModelConfig, hardware: Sequence[HardwareSpec | str], *,
           concurrency: Sequence[int], tp: Sequence[int], ep: Sequence[int] | None = None,
           pp: Sequence[int] = (1,), dp_attention: Sequence[bool] = (False,),
           precision: Sequence[str | Precision], isl: Sequence[int], osl: Sequence[int],
-          efficiency: LLMEfficiency | None = None,
+          efficiency: LLMEfficiency | None = None, engine: str | None = None,
           memory_utilization: float = DEFAULT_MEMORY_UTILIZATION) -> SweepResult:
     """Serving metrics over hardware x precision x layout x concurrency x ISL x OSL.
 
@@ -292,7 +292,7 @@ def sweep(model: str | ModelConfig, hardware: Sequence[HardwareSpec | str], *,
             ep_a = np.asarray([e for _, e in pairs], dtype=np.int64).reshape(-1, 1, 1, 1)
             try:
                 chunks += _evaluate(cfg, hw, prec, dpa, p, tp_a, ep_a, conc_a, isl_a, osl_a,
-                                    eff, memory_utilization, skipped, per_layout)
+                                    eff, memory_utilization, skipped, per_layout, engine)
             except LLMPrecisionError as exc:
                 total = per_layout * sum(len(v) for v in valid.values())
                 skipped.append(Skipped("precision", str(exc), total, hw.name, prec.name))
@@ -305,12 +305,13 @@ def sweep(model: str | ModelConfig, hardware: Sequence[HardwareSpec | str], *,
 def _evaluate(cfg: ModelConfig, hw: HardwareSpec, prec: Precision, dpa: bool, pp: int,
               tp: np.ndarray, ep: np.ndarray, conc: np.ndarray, isl: np.ndarray,
               osl: np.ndarray, eff: LLMEfficiency, memory_utilization: float,
-              skipped: list[Skipped], per_layout: int) -> list[dict]:
+              skipped: list[Skipped], per_layout: int,
+              engine: str | None = None) -> list[dict]:
     """One estimate_serving call over a group; layouts no link reaches are split off."""
     workload = Workload(isl, osl, conc)
     try:
         est = estimate_serving(cfg, hw, Parallelism(tp, pp, ep, 1, dpa), prec, workload, eff,
-                               memory_utilization)
+                               memory_utilization, engine)
         return [_rows(est, hw.name, prec.name, dpa, pp, tp, ep, conc, isl, osl)]
     except CommunicationError as exc:
         if tp.size == 1:
@@ -321,5 +322,5 @@ def _evaluate(cfg: ModelConfig, hw: HardwareSpec, prec: Precision, dpa: bool, pp
     out: list[dict] = []
     for i in range(tp.size):  # rare: find the layouts that the interconnect cannot reach
         out += _evaluate(cfg, hw, prec, dpa, pp, tp[i:i + 1], ep[i:i + 1], conc, isl, osl,
-                         eff, memory_utilization, skipped, per_layout)
+                         eff, memory_utilization, skipped, per_layout, engine)
     return out

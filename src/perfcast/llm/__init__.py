@@ -60,14 +60,18 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
              isl: int = 1024, osl: int = 1024, concurrency: int = 1,
              precision: str | Precision = "bf16", kv_cache: str | None = None,
              requests: int | None = None,
-             efficiency: LLMEfficiency | None = None) -> ServingEstimate:
+             efficiency: LLMEfficiency | None = None, engine: str | None = None,
+             moe_distribution: str = "balanced") -> ServingEstimate:
     """Serving metrics of ``model`` on ``hardware`` for one configuration.
 
     ``model``: catalog name/alias, a config.json path, or a :class:`ModelConfig`;
     ``hardware``: catalog name/alias or a spec; ``precision``: a preset (bf16, fp8, fp4,
     w4a16, ...) or ``weights=..,experts=..,activations=..,kv=..``; ``requests``: prompts
     in the benchmark run, all clients starting at once (None: steady state; InferenceMAX
-    sends 10 x concurrency). Raises ``ValueError``
+    sends 10 x concurrency); ``engine``: ``fitted`` (default) or trtllm|sglang|vllm to
+    time kernels with that engine's measured GPU profile (where one ships for
+    ``hardware``); ``moe_distribution``: balanced, power_law_1.01 or power_law_1.2.
+    Raises ``ValueError``
     subclasses with a specific message for bad input.
     """
     cfg = model if isinstance(model, ModelConfig) else load_model(model)
@@ -83,4 +87,5 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
         prec = prec.with_kv_cache(kv_cache)
     return estimate_serving(cfg, hw, par, prec, Workload(isl, osl, concurrency,
                                      None if requests is None else requests / concurrency),
-                            efficiency or default_efficiency())
+                            efficiency or default_efficiency(), engine=engine,
+                            moe_distribution=moe_distribution)

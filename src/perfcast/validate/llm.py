@@ -105,13 +105,32 @@ __all__ = [
 ]
 
 
-def _estimate(cfg: RowConfig, tp: int, concurrency: int, efficiency, requests: int | None = None):
+ROW_ENGINE = "row"  # time kernels with the measured profile of the row's own engine
+
+
+def row_engine(framework: str) -> str | None:
+    """The measured-profile engine of a published row's framework (None: no profile)."""
+    name = framework.lower()
+    for engine in ("trt", "sglang", "vllm"):
+        if engine in name:
+            return "trtllm" if engine == "trt" else engine
+    return None
+
+
+def _engine_for(cfg: RowConfig, engine: str | None) -> str | None:
+    if engine == ROW_ENGINE:
+        return row_engine(cfg.framework) or "fitted"
+    return engine
+
+
+def _estimate(cfg: RowConfig, tp: int, concurrency: int, efficiency, requests: int | None = None,
+              engine: str | None = None):
     from perfcast.llm import estimate
 
     return estimate(cfg.model, spec_of(cfg.hardware), tp=tp, ep=cfg.ep,
                     dp_attention=cfg.dp_attention, isl=cfg.isl, osl=cfg.osl,
                     concurrency=concurrency, precision=cfg.precision, requests=requests,
-                    efficiency=efficiency)
+                    efficiency=efficiency, engine=engine)
 
 
 def _predicted(est) -> dict[str, float | None]:
@@ -129,15 +148,18 @@ def _result(cfg: RowConfig, status: str, reason: str | None, *, tp: int | None =
                      predicted if predicted is not None else dict.fromkeys(METRICS))
 
 
-def evaluate(cfg: RowConfig, efficiency=None, memo: dict | None = None) -> RowResult:
+def evaluate(cfg: RowConfig, efficiency=None, memo: dict | None = None,
+             engine: str | None = None) -> RowResult:
     """Estimate one mapped row (skipped rows pass through); ``memo`` shares MLPerf
-    deployment searches between rows of the same configuration."""
+    deployment searches between rows of the same configuration; ``engine``: as
+    :func:`perfcast.llm.estimate`'s, or ``"row"`` for the row's own engine's profile."""
     if cfg.skip:
         return _result(cfg, "skipped", cfg.skip)
+    engine = _engine_for(cfg, engine)
     try:
         if cfg.source == "mlperf":
-            return _evaluate_mlperf(cfg, efficiency, {} if memo is None else memo)
-        est = _estimate(cfg, cfg.tp, cfg.concurrency, efficiency, cfg.requests)
+            return _evaluate_mlperf(cfg, efficiency, {} if memo is None else memo, engine)
+        est = _estimate(cfg, cfg.tp, cfg.concurrency, efficiency, cfg.requests, engine)
     except ValueError as exc:
         return _result(cfg, "error", str(exc))
     if not bool(np.all(est.feasible)):
@@ -145,9 +167,10 @@ def evaluate(cfg: RowConfig, efficiency=None, memo: dict | None = None) -> RowRe
     return _result(cfg, "ok", None, predicted=_predicted(est))
 
 
-def _evaluate_mlperf(cfg: RowConfig, efficiency, memo: dict) -> RowResult:
+def _evaluate_mlperf(cfg: RowConfig, efficiency, memo: dict,
+                     engine: str | None) -> RowResult:
     key = (cfg.model, cfg.hardware, cfg.precision, cfg.isl, cfg.osl, cfg.bounds,
-           cfg.gpus_per_node or 1)
+           cfg.gpus_per_node or 1, engine)
     if key not in memo:
         memo[key] = _mlperf_search(*key, efficiency)
     status, reason, tp, conc, predicted = memo[key]
@@ -159,7 +182,8 @@ def _tp_candidates(per_node: int) -> list[int]:
 
 
 def _mlperf_search(model: str, hardware: str, precision: str, isl: int, osl: int,
-                   bounds: tuple[float, float] | None, per_node: int, efficiency):
+                   bounds: tuple[float, float] | None, per_node: int, engine: str | None,
+                   efficiency):
     """The best (status, reason, tp, concurrency, predicted) over the node's TP degrees:
     Offline at the largest concurrency that fits (at most 1024 per replica), Server and
     Interactive at the largest power of two meeting the (TTFT, TPOT) bounds."""
@@ -169,7 +193,7 @@ def _mlperf_search(model: str, hardware: str, precision: str, isl: int, osl: int
     why = "no tensor-parallel degree fits"
     for tp in _tp_candidates(per_node):
         try:
-            single = _estimate(cfg, tp, 1, efficiency)
+            single = _estimate(cfg, tp, 1, efficiency, engine=engine)
         except ValueError as exc:
             why = str(exc)
             continue
@@ -180,7 +204,7 @@ def _mlperf_search(model: str, hardware: str, precision: str, isl: int, osl: int
         powers = [c for c in (2 ** k for k in range(11)) if c <= fits]
         trials = [fits] if bounds is None else powers
         for c in trials:
-            est = _estimate(cfg, tp, c, efficiency)
+            est = _estimate(cfg, tp, c, efficiency, engine=engine)
             p = _predicted(est)
             ok = bool(np.all(est.feasible)) and (
                 bounds is None or (p["ttft_s"] <= bounds[0] and p["tpot_s"] <= bounds[1]))
@@ -199,12 +223,14 @@ def _mlperf_search(model: str, hardware: str, precision: str, isl: int, osl: int
 
 
 def reconcile(rows: Iterable[PublishedRow], efficiency=None,
-              hardware: Iterable[str] | None = None) -> Reconciliation:
+              hardware: Iterable[str] | None = None,
+              engine: str | None = None) -> Reconciliation:
     """Map and estimate every row; ``hardware`` (catalog names/aliases) keeps only rows on
-    those devices; ``efficiency`` overrides :func:`default_efficiency`."""
+    those devices; ``efficiency`` overrides :func:`default_efficiency`; ``engine``: see
+    :func:`evaluate`."""
     configs = [map_row(r) for r in rows]
     if hardware is not None:
         keep = {spec_of(h).name for h in hardware}
         configs = [c for c in configs if c.hardware in keep]
     memo: dict = {}
-    return Reconciliation([evaluate(c, efficiency, memo) for c in configs])
+    return Reconciliation([evaluate(c, efficiency, memo, engine) for c in configs])

@@ -1,0 +1,102 @@
+"""``perfcast calibrate --from-measurements DIR``: published kernel tables -> GPU profiles.
+
+For each measured system that is in the catalog and each engine measured on it, every
+(form, key) with enough rows is fitted on all its rows and written as one profile per
+(GPU, engine) (:class:`~perfcast.estimate.gpu_profile.GpuProfile`), citing its tables.
+NCCL tables are shared by the engines of a system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perfcast.calibrate.gpu_fit import (
+    MIN_POINTS,
+    Samples,
+    device_figures,
+    fit_samples,
+    merge,
+    samples_from,
+)
+from perfcast.calibrate.measurements import (
+    ReadReport,
+    TableFile,
+    catalog_device,
+    discover,
+    read_table,
+)
+from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, profile_filename
+from perfcast.hardware import load_spec
+
+PUBLISHED = ("ai-dynamo/aiconfigurator (Apache-2.0), commit "
+             "095f58a51c4ca8e61b66ec108d86f223f8d559ce, path "
+             "aic-core/src/aiconfigurator_core/systems/data/<system>/<op>/<framework>/<version>/")
+
+
+@dataclass
+class FitReport:
+    profiles: list[GpuProfile] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    read: ReadReport = field(default_factory=ReadReport)
+
+
+def engine_samples(tables: list[TableFile], report: ReadReport) -> tuple[list[Samples],
+                                                                        dict[str, str]]:
+    """Samples of ``tables`` merged per (form, key), and the version of each table."""
+    samples: list[Samples] = []
+    versions: dict[str, str] = {}
+    for tf in tables:
+        df = read_table(tf, report)
+        samples.extend(samples_from(tf.table, df))
+        versions[tf.table] = f"{tf.framework} {tf.version}"
+    return merge(samples), versions
+
+
+def fit_measurements(root: Path, out_dir: Path | None = None, *,
+                     systems: list[str] | None = None, engines: list[str] | None = None,
+                     source: str = PUBLISHED,
+                     progress: Callable[[str], None] | None = None) -> FitReport:
+    """Fit a profile per (GPU, engine) from the tables under ``root``; write them to
+    ``out_dir`` when given."""
+    report = FitReport()
+    tables = discover(Path(root), report.read)
+    by_system: dict[str, list[TableFile]] = {}
+    for tf in tables:
+        by_system.setdefault(tf.system, []).append(tf)
+    for system, files in sorted(by_system.items()):
+        if systems and system not in systems:
+            continue
+        first = read_table(files[0])
+        gpu = catalog_device(system, sorted(set(first["device"].astype(str))))
+        if gpu is None:
+            report.read.skipped.append(f"{system}: GPU {first['device'].iloc[0]!r} is not in "
+                                       "the catalog (add a hardware YAML to fit it)")
+            continue
+        hw = load_spec(gpu)
+        nccl = [t for t in files if t.framework == "nccl"]
+        for engine in ENGINES:
+            own = [t for t in files if t.framework == engine]
+            if not own or (engines and engine not in engines):
+                continue
+            if progress:
+                progress(f"{gpu}/{engine}: {len(own) + len(nccl)} tables")
+            samples, versions = engine_samples(own + nccl, report.read)
+            fits = {}
+            for s in samples:
+                figures = device_figures(hw, s.key)
+                if figures is None or len(s) < MIN_POINTS:
+                    report.read.notes.append(f"{gpu}/{engine}: {s.form} {s.key} not fitted "
+                                             f"({len(s)} rows; {hw.name} rates: "
+                                             f"{', '.join(hw.compute)})")
+                    continue
+                fit = fit_samples(s, figures)
+                fits[(fit.form, fit.key)] = fit
+            paths = sorted(str(t.path.relative_to(root)) for t in own + nccl)
+            profile = GpuProfile(gpu, engine, versions,
+                                 {"measurements": source, "tables": ", ".join(paths)}, fits)
+            report.profiles.append(profile)
+            if out_dir is not None:
+                report.written.append(profile.save(Path(out_dir) / profile_filename(gpu, engine)))
+    return report

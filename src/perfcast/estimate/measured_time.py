@@ -1,0 +1,175 @@
+"""The kernel-time model of a measured GPU: fitted kernel forms from a
+:class:`~perfcast.estimate.gpu_profile.GpuProfile`, per engine.
+
+GEMMs, MoE grouped GEMMs, attention (prefill, decode, MLA) and collectives are timed
+by the profile's fits (CALIBRATED inside the measured range, INTERPOLATED near it,
+THEORETICAL beyond); kernels it has no fit for (elementwise, norms, a dtype not
+measured) go to the ``fallback`` model. A MoE layer was measured as one op (both
+grouped GEMMs with routing); each of its two grouped-GEMM kernels gets its share of the
+layer's time by FLOPs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from perfcast.estimate.efficiency import Confidence
+from perfcast.estimate.gpu_profile import GpuProfile, KernelFit, figures_for
+from perfcast.estimate.kernel_time import KernelTime, KernelTimeModel, peak_flops_for
+from perfcast.hardware.spec import normalize_dtype
+from perfcast.ir import Category
+from perfcast.ir.tensor import Dim
+
+if TYPE_CHECKING:
+    from perfcast.hardware import HardwareSpec
+    from perfcast.ir import Graph, Node
+    from perfcast.passes import Kernel
+
+DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")
+_MEASURED_KEY = {"bf16": "bfloat16", "fp16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
+_COLLECTIVES = {"all_reduce", "all_gather", "reduce_scatter", "alltoall"}
+
+
+_ALSO = {"fp8": ("fp8", "fp8_block"), "nvfp4": ("nvfp4", "w4a16_mxfp4")}  # same tensor cores
+
+
+def measured_key(dtype: object) -> str | None:
+    """The measurement tables' name for a perfcast dtype (``bf16`` -> ``bfloat16``)."""
+    return _MEASURED_KEY.get(normalize_dtype(dtype) or "")
+
+
+def _first_fit(profile: GpuProfile, form: str, key: str | None,
+               suffix: str = "") -> KernelFit | None:
+    """The fit of ``key``, else of a format that runs on the same tensor cores (an engine
+    that measured only block-scaled fp8 GEMMs times per-tensor fp8 with them)."""
+    for k in _ALSO.get(key or "", (key,) if key else ()):
+        fit = profile.fit(form, k + suffix)
+        if fit is not None:
+            return fit
+    return None
+
+
+@dataclass(frozen=True)
+class MeasuredTime:
+    """Kernel times from a GPU profile, falling back to ``fallback`` for the rest.
+
+    ``distribution``: the MoE token distribution over experts (balanced, or a power-law
+    skew measured as ``power_law_1.01`` / ``power_law_1.2``).
+    """
+
+    profile: GpuProfile
+    fallback: KernelTimeModel
+    distribution: str = "balanced"
+    graph: Graph | None = field(default=None, repr=False, compare=False)
+
+    def for_graph(self, graph: Graph) -> MeasuredTime:
+        return MeasuredTime(self.profile, self.fallback.for_graph(graph), self.distribution,
+                            graph)
+
+    def time(self, kernel: Kernel, hardware: HardwareSpec) -> KernelTime:
+        hit = self._fit_for(kernel)
+        if hit is None:
+            return self.fallback.time(kernel, hardware)
+        fit, dims, share = hit
+        seconds = fit.seconds(dims, figures_for(hardware, fit.compute_dtype())) * share
+        overhead = min(fit.params["latency_s"], float(np.min(seconds)))
+        busy = seconds - overhead
+        compute_bound = kernel.flops / peak_flops_for(kernel, hardware) \
+            >= kernel.bytes / hardware.memory_bandwidth
+        return KernelTime(np.where(compute_bound, busy, 0.0), np.where(compute_bound, 0.0, busy),
+                          overhead, fit.confidence(dims), busy=busy)
+
+    def collective(self, kind: str, payload: Dim, group: Dim,
+                   hardware: HardwareSpec) -> tuple[Dim, Confidence] | None:
+        """Seconds of a collective from the measured NCCL (and, for all-reduce, the
+        engine's own) tables, the faster where both apply; None if not measured."""
+        if kind not in _COLLECTIVES:
+            return None
+        fits = [f for f in (self.profile.fit("collective", f"{kind}|nccl"),
+                            self.profile.fit("collective", "all_reduce|engine")
+                            if kind == "all_reduce" else None) if f is not None]
+        if not fits:
+            return None
+        dims = {"bytes": np.maximum(payload, 1.0), "gpus": group, "op": kind}
+        figures = figures_for(hardware, None)
+        seconds = np.minimum.reduce([np.asarray(f.seconds(dims, figures)) for f in fits])
+        seconds = np.where(np.asarray(group) > 1, seconds, 0.0)
+        confidence = Confidence.weakest([f.confidence(dims) for f in fits])
+        return (seconds if np.ndim(seconds) else float(seconds)), confidence
+
+    # -- which fit times a kernel ---------------------------------------------------------
+    def _fit_for(self, kernel: Kernel) -> tuple[KernelFit, dict, Dim] | None:
+        if self.graph is None or kernel.category not in (Category.GEMM, Category.ATTENTION):
+            return None
+        node = next((n for n in kernel.nodes if n.kind in _TIMED), None)
+        if node is None:
+            return None
+        if node.kind == "grouped_gemm":
+            return self._moe(node)
+        if node.kind in ("cached_attention", "scaled_dot_product_attention"):
+            return self._attention(node)
+        shape = kernel.shape
+        fit = _first_fit(self.profile, "gemm", measured_key(kernel.dtype))
+        if fit is None or shape is None or shape.call is not None or np.any(shape.batch != 1):
+            return None
+        return fit, {"m": shape.m, "n": shape.n, "k": shape.k}, 1.0
+
+    def _shape(self, name: str) -> tuple:
+        assert self.graph is not None
+        return self.graph.tensors[name].shape
+
+    def _attention(self, node: Node) -> tuple[KernelFit, dict, Dim] | None:
+        assert self.graph is not None
+        q, k, v = (self._shape(n) for n in node.inputs[:3])
+        batch, heads, q_len, head_dim = q
+        kv_heads, cached = k[1], k[2]
+        window = node.attrs.get("window") or 0
+        q_key = measured_key(self.graph.tensors[node.inputs[0]].dtype)
+        kv_key = measured_key(self.graph.tensors[node.inputs[1]].dtype)
+        decode = bool(np.all(np.asarray(q_len) == 1))
+        if node.kind == "scaled_dot_product_attention":
+            if not node.attrs.get("is_causal") or len(q) != 4:
+                return None
+            decode = False
+        if node.attrs.get("value_in_key"):
+            fit = self.profile.fit("mla_generation", kv_key) if kv_key else None
+            return (fit, {"batch": batch, "context": cached, "heads": heads}, 1.0) \
+                if fit else None
+        if head_dim != v[-1]:  # MLA prefill: qk 192, v 128 per head
+            fit = self.profile.fit("mla_context", kv_key) if kv_key else None
+            return (fit, {"batch": batch, "isl": q_len, "heads": heads}, 1.0) if fit else None
+        dims = {"batch": batch, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim,
+                "window": window}
+        if decode:
+            fit = self.profile.fit("generation_attention", kv_key) if kv_key else None
+            return (fit, {**dims, "context": cached}, 1.0) if fit else None
+        fit = self.profile.fit("context_attention", q_key) if q_key else None
+        return (fit, {**dims, "isl": q_len}, 1.0) if fit else None
+
+    def _moe(self, node: Node) -> tuple[KernelFit, dict, Dim] | None:
+        assert self.graph is not None
+        dispatch = next((n for n in self.graph.nodes
+                         if n.kind == "moe_dispatch" and n.module == node.module), None)
+        weight = self.graph.tensors[node.inputs[1]]
+        fit = _first_fit(self.profile, "moe", measured_key(weight.dtype),
+                         f"|{self.distribution}")
+        if dispatch is None or fit is None:
+            return None
+        tokens, hidden = self._shape(dispatch.inputs[0])
+        groups, n, k = weight.shape
+        down = next((g for g in self.graph.nodes if g.kind == "grouped_gemm"
+                     and g.module == node.module and self._shape(g.inputs[1])[1] == hidden),
+                    node)
+        inter = self._shape(down.inputs[1])[2]
+        ep = int(dispatch.attrs.get("shards", 1))
+        share = n * k / (3 * inter * hidden)  # of a gated MLP's three matrices
+        dims = {"tokens": tokens, "hidden": hidden, "inter_local": inter,
+                "topk": dispatch.attrs.get("top_k", 1), "experts": groups * ep, "ep": ep}
+        return fit, dims, share
+
+
+_TIMED = {"linear", "addmm", "mm", "matmul", "bmm", "grouped_gemm", "cached_attention",
+          "scaled_dot_product_attention"}

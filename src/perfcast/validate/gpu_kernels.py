@@ -1,0 +1,114 @@
+"""Accuracy of the fitted GPU kernel forms on measurements they did not see.
+
+- :func:`held_out_accuracy`: per (GPU, engine, form, key), fit on 70% of the shapes
+  (chosen by a hash of the shape) and score the other 30%.
+- :func:`transfer_accuracy`: predict a GPU's kernels from the other GPUs' profiles
+  evaluated with its own datasheet figures (their fractions of peak carry over), the
+  median in log space over those GPUs; no row of the predicted GPU is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfcast.calibrate.from_measurements import engine_samples
+from perfcast.calibrate.gpu_fit import MIN_POINTS, Samples, device_figures, fit_samples
+from perfcast.calibrate.measurements import ReadReport, TableFile, catalog_device, discover
+from perfcast.estimate.gpu_profile import ENGINES, GpuProfile
+from perfcast.hardware import load_spec
+
+COLUMNS = ["gpu", "engine", "form", "key", "fitted_on", "scored", "mape", "within_10",
+           "median_ape"]
+
+
+def _score(gpu: str, engine: str, s: Samples, predicted: np.ndarray, fitted_on: int) -> dict:
+    ape = np.abs(predicted / s.seconds - 1)
+    return {"gpu": gpu, "engine": engine, "form": s.form, "key": s.key, "fitted_on": fitted_on,
+            "scored": len(s), "mape": float(ape.mean()), "within_10": float((ape <= 0.1).mean()),
+            "median_ape": float(np.median(ape))}
+
+
+def _by_system(root: Path, report: ReadReport) -> dict[str, list[TableFile]]:
+    out: dict[str, list[TableFile]] = {}
+    for tf in discover(root, report):
+        out.setdefault(tf.system, []).append(tf)
+    return out
+
+
+def _engine_tables(files: list[TableFile], engine: str) -> list[TableFile]:
+    own = [t for t in files if t.framework == engine]
+    return own + [t for t in files if t.framework == "nccl"] if own else []
+
+
+def _gpu_of(system: str, files: list[TableFile]) -> str | None:
+    devices = pd.read_parquet(files[0].path, columns=["device"])["device"].astype(str)
+    return catalog_device(system, sorted(set(devices)))
+
+
+def held_out_accuracy(root: Path, systems: list[str] | None = None,
+                      engines: tuple[str, ...] = ENGINES, share: float = 0.3) -> pd.DataFrame:
+    """Held-out error of every fit (one row per GPU, engine, form, key)."""
+    report = ReadReport()
+    rows = []
+    for system, files in sorted(_by_system(Path(root), report).items()):
+        gpu = _gpu_of(system, files)
+        if (systems and system not in systems) or gpu is None:
+            continue
+        hw = load_spec(gpu)
+        for engine in engines:
+            tables = _engine_tables(files, engine)
+            if not tables:
+                continue
+            samples, _ = engine_samples(tables, report)
+            for s in samples:
+                figures = device_figures(hw, s.key)
+                held = s.held_out(share)
+                if figures is None or (~held).sum() < MIN_POINTS or not held.any():
+                    continue
+                fit = fit_samples(s.subset(~held), figures)
+                test = s.subset(held)
+                rows.append(_score(gpu, engine, test, np.asarray(fit.seconds(test.dims, figures)),
+                                   int((~held).sum())))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def transfer_accuracy(root: Path, target: str, profiles: list[GpuProfile],
+                      engines: tuple[str, ...] = ENGINES) -> pd.DataFrame:
+    """Error on ``target``'s (a system directory) kernels predicted from ``profiles`` of
+    the other GPUs only."""
+    report = ReadReport()
+    files = _by_system(Path(root), report).get(target, [])
+    gpu = _gpu_of(target, files) if files else None
+    if gpu is None:
+        raise ValueError(f"{target}: no measurements, or its GPU is not in the catalog")
+    hw = load_spec(gpu)
+    rows = []
+    for engine in engines:
+        tables = _engine_tables(files, engine)
+        donors = [p for p in profiles if p.engine == engine and p.gpu != gpu]
+        if not tables or not donors:
+            continue
+        samples, _ = engine_samples(tables, report)
+        for s in samples:
+            figures = device_figures(hw, s.key)
+            fits = [f for f in (p.fit(s.form, s.key) for p in donors) if f is not None]
+            if figures is None or not fits:
+                continue
+            logs = np.stack([np.log(np.asarray(f.seconds(s.dims, figures), dtype=float))
+                             for f in fits])
+            rows.append(_score(gpu, engine, s, np.exp(np.median(logs, axis=0)), 0)
+                        | {"fitted_on": len(fits)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def summarize(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Row-weighted MAPE, share within 10% and the number of shapes scored, per group."""
+    def agg(g: pd.DataFrame) -> pd.Series:
+        w = g["scored"]
+        return pd.Series({"shapes": int(w.sum()), "mape": float((g["mape"] * w).sum() / w.sum()),
+                          "within_10": float((g["within_10"] * w).sum() / w.sum())})
+    return frame.groupby(by).apply(agg, include_groups=False).reset_index()
+
