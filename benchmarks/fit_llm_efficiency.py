@@ -6,7 +6,12 @@ sets the parameters (robust least squares on log(predicted / measured) of throug
 per GPU, TPOT and TTFT), the held-out half only reports the error. Paste the printed
 YAML into src/perfcast/estimate/data/llm_efficiency.yaml.
 
-    python benchmarks/fit_llm_efficiency.py [--max-nfev 40]
+With ``--engine row`` the kernels are timed by each row's engine profile (measured GPU
+kernels) and only what those leave out is fitted: the memory efficiency and launch cost
+of the kernels no profile covers (norms, elementwise) and the per-step and per-request
+overheads; paste them under ``measured_profile_overheads``.
+
+    python benchmarks/fit_llm_efficiency.py [--max-nfev 40] [--engine row]
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import fields
 import numpy as np
 from scipy.optimize import least_squares
 
-from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency, measured_overheads
 from perfcast.validate.llm import Reconciliation, evaluate, load_rows, map_row
 
 HARDWARE = {"h100-sxm", "h200", "b200"}
@@ -44,9 +49,13 @@ def split(configs):
     return fit, held
 
 
+ENGINE = "fitted"  # --engine row: kernels from each row's engine profile (set in main)
+MEASURED_NAMES = ["vector_memory", "kernel_launch_s", "step_overhead_s", "request_overhead_s"]
+
+
 def evaluate_all(configs, eff: LLMEfficiency) -> Reconciliation:
     memo: dict = {}
-    return Reconciliation([evaluate(c, eff, memo) for c in configs])
+    return Reconciliation([evaluate(c, eff, memo, ENGINE) for c in configs])
 
 
 def residuals(configs, eff: LLMEfficiency) -> np.ndarray:
@@ -73,19 +82,26 @@ def report(label: str, rec: Reconciliation) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-nfev", type=int, default=40)
+    parser.add_argument("--engine", choices=["fitted", "row"], default="fitted",
+                        help="row: time kernels with each row's engine profile and fit only "
+                             "what the profiles leave out (measured_profile_overheads).")
     args = parser.parse_args()
+    global ENGINE, NAMES
+    ENGINE = args.engine
+    if args.engine == "row":
+        NAMES = MEASURED_NAMES
     rows = load_rows("inferencemax")
     configs = [c for c in map(map_row, rows)
                if c.skip is None and c.source == "inferencemax" and c.hardware in HARDWARE]
     fit, held = split(configs)
     print(f"{len(configs)} rows: {len(fit)} to fit, {len(held)} held out")
-    start = default_efficiency()
+    start = default_efficiency() if args.engine == "fitted" else measured_overheads()
     x0 = np.array([getattr(start, n) or 0.0 for n in NAMES])
     x0 = np.clip(x0, [BOUNDS[n][0] for n in NAMES], [BOUNDS[n][1] for n in NAMES])
     scale = np.array([BOUNDS[n][1] for n in NAMES])
 
     def make(x: np.ndarray) -> LLMEfficiency:
-        return LLMEfficiency(**{n: float(v) for n, v in zip(NAMES, x * scale, strict=True)})
+        return start.with_values(**{n: float(v) for n, v in zip(NAMES, x * scale, strict=True)})
 
     t0 = time.perf_counter()
     result = least_squares(lambda x: residuals(fit, make(x)), x0 / scale,

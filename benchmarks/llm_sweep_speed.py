@@ -6,7 +6,10 @@ one). The powers-of-two grid is reported too: it has ~100x fewer points per
 `estimate_serving` call, so the per-call cost (building and partitioning the phase
 graphs) dominates there.
 
-    python benchmarks/llm_sweep_speed.py [--repeat 3] [--profile]
+Each grid runs with the fitted efficiencies and with the measured GPU kernel profiles
+of a serving engine (``--engines fitted,trtllm``), side by side in one run.
+
+    python benchmarks/llm_sweep_speed.py [--repeat 3] [--engines fitted,trtllm] [--profile]
 """
 
 from __future__ import annotations
@@ -48,11 +51,11 @@ print(json.dumps({{"import_s": t1 - t0, "first_call_s": t2 - t1}}))
 """
 
 
-def run_grid(model: str, grid: dict, repeat: int) -> tuple[float, SweepResult]:
+def run_grid(model: str, grid: dict, repeat: int, engine: str) -> tuple[float, SweepResult]:
     times, result = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = sweep(model, list(HARDWARE), **BASE, **grid)
+        result = sweep(model, list(HARDWARE), **BASE, **grid, engine=engine)
         times.append(time.perf_counter() - start)
     assert result is not None
     return statistics.median(times), result
@@ -89,24 +92,29 @@ def time_estimate(repeat: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="fitted,trtllm",
+                        help="Kernel-time models to compare (fitted, trtllm, sglang, vllm).")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile one dense sweep and print where the time goes.")
     args = parser.parse_args()
 
-    sweep(MODELS[0], ["h100-sxm"], concurrency=[1], tp=[1], precision=["bf16"], isl=[8],
-          osl=[8])  # imports and catalog loading stay out of the timings
+    engines = args.engines.split(",")
+    for engine in engines:  # imports, catalogs and profiles stay out of the timings
+        sweep(MODELS[0], list(HARDWARE), concurrency=[1], tp=[1], precision=["bf16"],
+              isl=[8], osl=[8], engine=engine)
     print(f"hardware {', '.join(HARDWARE)}; tp 1..8, ep auto, DP attention off and on, "
           f"bf16 and fp8; median of {args.repeat}")
     dense_rates = []
     for name, grid in GRIDS.items():
         for model in MODELS:
-            seconds, result = run_grid(model, grid, args.repeat)
-            rate = result.evaluated / seconds
-            if name.startswith("dense"):
-                dense_rates.append(rate)
-            print(f"  {name:36s} {model:14s} {result.evaluated:>9,} evaluated "
-                  f"{result.skipped_count:>9,} skipped {result.infeasible:>8,} infeasible "
-                  f"{seconds:7.3f} s {rate:>11,.0f} configurations/s")
+            for engine in engines:
+                seconds, result = run_grid(model, grid, args.repeat, engine)
+                rate = result.evaluated / seconds
+                if name.startswith("dense"):
+                    dense_rates.append(rate)
+                print(f"  {name:36s} {model:14s} {engine:7s} {result.evaluated:>9,} evaluated "
+                      f"{result.infeasible:>8,} infeasible {seconds:7.3f} s "
+                      f"{rate:>11,.0f} configurations/s")
     worst = min(dense_rates)
     verdict = "met" if worst >= GOAL_PER_S else "MISSED"
     print(f"goal >= {GOAL_PER_S:,} configurations/s on the dense grids: {verdict} "

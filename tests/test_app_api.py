@@ -243,6 +243,11 @@ def test_llm_models_and_estimate_equal_cli(client: TestClient) -> None:
                            "-c", "32", "--precision", "fp8", "--isl", "2048", "--osl", "512",
                            "--json")
     assert got["parallelism"]["gpus"] == 4
+    measured = client.post("/api/llm/estimate", json={**body, "engine": "trtllm"}).json()
+    assert measured == cli_json("llm", "estimate", "-m", "llama-3.1-70b", "-H", "h200", "--tp",
+                                "4", "-c", "32", "--precision", "fp8", "--isl", "2048",
+                                "--osl", "512", "--engine", "trtllm", "--json")
+    assert measured["profile"] == "h200/trtllm"
 
 
 @pytest.mark.parametrize(("body", "status", "field", "word"), [
@@ -259,6 +264,7 @@ def test_llm_models_and_estimate_equal_cli(client: TestClient) -> None:
     ({"model": "llama-3.1-8b", "kv_cache": "int3"}, 422, "kv_cache", "int3"),
     ({"model": "llama-3.1-8b", "concurrency": 8, "requests": 4}, 422, "requests", "at least"),
     ({"model": "llama-3.1-8b", "speed": "fast"}, 422, "speed", "Extra inputs"),
+    ({"model": "llama-3.1-8b", "engine": "tensorrt"}, 422, "engine", "'fitted', 'trtllm'"),
     ({"model": ["llama-3.1-8b"]}, 422, "model", "valid string"),
 ])
 def test_llm_estimate_bad_input(client: TestClient, body: dict, status: int, field: str,

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from perfcast.calibrate.from_measurements import fit_measurements
-from perfcast.calibrate.gpu_fit import device_figures, fit_samples, samples_from
+from perfcast.calibrate.gpu_fit import fit_samples, samples_from
 from perfcast.calibrate.measurements import MeasurementError, ReadReport, discover, read_table
-from perfcast.estimate.gpu_profile import GpuProfile, ProfileError
+from perfcast.estimate.gpu_profile import GpuProfile, ProfileError, device_figures
 from perfcast.hardware import load_spec
 
 SAMPLE = Path(__file__).parent / "data" / "kernel-measurements"
@@ -92,7 +92,7 @@ def test_gemm_form_fits_held_out_shapes():
     """Fit on 70% of the sample's GEMM shapes; the other 30% within 10% MAPE."""
     gemm = next(t for t in discover(SAMPLE) if t.table == "gemm_perf")
     samples = next(samples_from("gemm_perf", read_table(gemm)))
-    figures = device_figures(load_spec("h100-sxm"), samples.key)
+    figures = device_figures(load_spec("h100-sxm"), samples.form, samples.key)
     held = samples.held_out()
     assert 0.2 < held.mean() < 0.4
     fit = fit_samples(samples.subset(~held), figures)

@@ -12,7 +12,12 @@ import perfcast.llm as llm
 from perfcast.cli.main import app
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.engine_profiles import EngineError
-from perfcast.estimate.gpu_profile import figures_for, find_profile, shipped_profiles
+from perfcast.estimate.gpu_profile import (
+    device_figures,
+    figures_for,
+    find_profile,
+    shipped_profiles,
+)
 from perfcast.estimate.sweep import sweep
 from perfcast.hardware import load_spec
 
@@ -26,7 +31,7 @@ def gemm(engine: str = "trtllm", dtype: str = "bfloat16", gpu: str = "h100-sxm")
     assert profile is not None
     fit = profile.fit("gemm", dtype)
     assert fit is not None
-    return fit, figures_for(load_spec(gpu), fit.compute_dtype())
+    return fit, device_figures(load_spec(gpu), fit.form, fit.key)
 
 
 def test_profiles_ship_for_the_nine_gpus_and_three_engines():
@@ -106,7 +111,8 @@ def test_llm_estimate_uses_the_engine_profile():
 
 def test_moe_model_with_engine_profile_and_skew():
     kwargs = dict(tp=8, ep=8, isl=1024, osl=256, concurrency=64, precision="fp8")
-    balanced = llm.estimate("qwen3-235b-a22b", "h200", engine="sglang", **kwargs)
+    balanced = llm.estimate("qwen3-235b-a22b", "h200", engine="sglang",
+                            moe_distribution="balanced", **kwargs)
     skewed = llm.estimate("qwen3-235b-a22b", "h200", engine="sglang",
                           moe_distribution="power_law_1.2", **kwargs)
     assert balanced.profile == "h200/sglang"

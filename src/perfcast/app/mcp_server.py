@@ -182,6 +182,9 @@ def build_server(db: str | Path | None = None) -> MCPServer:
         requests: Annotated[Count | None, Field(
             description="Prompts in a benchmark run, all starting at once (InferenceMAX "
                         "uses 10 x concurrency); default: steady state.")] = None,
+        engine: Annotated[Literal["fitted", "trtllm", "sglang", "vllm"], Field(
+            description="Kernel times: fitted efficiencies, or that serving engine's "
+                        "measured GPU kernel profile (CALIBRATED where measured).")] = "fitted",
     ) -> dict[str, Any]:
         """Serving metrics of one LLM deployment: TTFT, TPOT, end-to-end latency,
         interactivity (tokens/s per user), throughput per GPU, memory per GPU (weights, KV
@@ -191,7 +194,8 @@ def build_server(db: str | Path | None = None) -> MCPServer:
         precision, hardware and concurrency settings for the best trade-off."""
         return _call(service.llm_estimate, model, hardware, tp=tp, pp=pp, ep=ep, dp=dp,
                      dp_attention=dp_attention, isl=isl, osl=osl, concurrency=concurrency,
-                     precision=precision, kv_cache=kv_cache, requests=requests)
+                     precision=precision, kv_cache=kv_cache, requests=requests,
+                     engine=engine)
 
     @tool("Sweep LLM deployments (Pareto front)")
     def llm_sweep(

@@ -38,6 +38,11 @@ class AnalyzeRequest(_Request):
     target: Literal["eager", "compile", "perfcast"] = "eager"
 
 
+Engine = Annotated[Literal["fitted", "trtllm", "sglang", "vllm"], Field(
+    description="Kernel times: fitted efficiencies, or a serving engine's measured GPU "
+                "kernel profile (GET /api/hardware profiles: perfcast hw profiles).")]
+
+
 class LLMEstimateRequest(_Request):
     """One serving configuration (``perfcast llm estimate``)."""
 
@@ -54,6 +59,9 @@ class LLMEstimateRequest(_Request):
     precision: Annotated[str, Field(min_length=1, max_length=200)] = "bf16"
     kv_cache: Name | None = None
     requests: Count | None = None
+    engine: Engine = "fitted"
+    moe_distribution: Literal["random", "balanced", "power_law_1.01",
+                              "power_law_1.2"] = "random"
 
 
 class LLMSweepRequest(_Request):
@@ -74,6 +82,7 @@ class LLMSweepRequest(_Request):
     concurrency: list[Count] = Field(default=[2**i for i in range(10)], min_length=1,
                                      max_length=256)
     show_all: bool = Field(default=False, description="Every row instead of the Pareto front.")
+    engine: Engine = "fitted"
 
 
 class BenchRunRequest(_Request):

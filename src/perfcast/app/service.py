@@ -272,7 +272,8 @@ def _precision(text: str, kv_cache: str | None = None) -> Any:
 def llm_estimate(model: str, hardware: str = "h100-sxm", *, tp: int = 1, pp: int = 1,
                  ep: int = 1, dp: int = 1, dp_attention: bool = False, isl: int = 1024,
                  osl: int = 1024, concurrency: int = 1, precision: str = "bf16",
-                 kv_cache: str | None = None, requests: int | None = None) -> dict[str, Any]:
+                 kv_cache: str | None = None, requests: int | None = None,
+                 engine: str = "fitted", moe_distribution: str = "random") -> dict[str, Any]:
     """Serving metrics of one deployment (``perfcast llm estimate --json``)."""
     import perfcast.llm as llm
     from perfcast.estimate.collectives import CommunicationError
@@ -292,7 +293,8 @@ def llm_estimate(model: str, hardware: str = "h100-sxm", *, tp: int = 1, pp: int
     try:
         est = llm.estimate(cfg, spec, tp=tp, pp=pp, ep=ep, dp=dp, dp_attention=dp_attention,
                            isl=isl, osl=osl, concurrency=concurrency, precision=prec,
-                           requests=requests)
+                           requests=requests, engine=engine,
+                           moe_distribution=moe_distribution)
     except LLMPrecisionError as exc:
         raise BadInput("precision", str(exc)) from None
     except CommunicationError as exc:
@@ -308,7 +310,8 @@ def llm_sweep(model: str, hardware: Sequence[str] = ("h100-sxm", "h200", "b200")
               precision: Sequence[str] = ("bf16", "fp8"), isl: Sequence[int] = (1024,),
               osl: Sequence[int] = (1024,),
               concurrency: Sequence[int] = tuple(2**i for i in range(10)),
-              show_all: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+              show_all: bool = False, progress: Progress | None = None,
+              engine: str = "fitted") -> dict[str, Any]:
     """Serving metrics over a grid and its Pareto fronts (``perfcast llm sweep --json``
     without files). ``ep=None`` tries every divisor of tp for a MoE model; ``dp_attention``
     is off, on or both. ``progress(fraction, message)`` is called once per device."""
@@ -325,7 +328,7 @@ def llm_sweep(model: str, hardware: Sequence[str] = ("h100-sxm", "h200", "b200")
         if progress is not None:
             progress(k / len(specs), f"sweeping {spec.name}")
         try:
-            parts.append(sweep(hardware=[spec], **plan))
+            parts.append(sweep(hardware=[spec], engine=engine, **plan))
         except ValueError as exc:
             raise BadInput("request", str(exc)) from None
     frames = [p.frame for p in parts if len(p.frame)]  # an empty frame would make
@@ -343,8 +346,10 @@ def llm_sweep(model: str, hardware: Sequence[str] = ("h100-sxm", "h200", "b200")
 def check_sweep(model: str, hardware: Sequence[str], *, tp: Sequence[int],
                 ep: Sequence[int] | None, pp: Sequence[int], dp_attention: str,
                 precision: Sequence[str], isl: Sequence[int], osl: Sequence[int],
-                concurrency: Sequence[int], show_all: bool = False) -> dict[str, Any]:
-    """Validate the arguments of :func:`llm_sweep` (fast); returns the resolved ones."""
+                concurrency: Sequence[int], show_all: bool = False,
+                engine: str = "fitted") -> dict[str, Any]:
+    """Validate the arguments of :func:`llm_sweep` (fast); returns the resolved ones
+    (``engine`` is checked by the request schema and passed on separately)."""
     cfg = _llm_model(model)
     specs = list({s.name: s for s in (_hardware_spec("hardware", h) for h in hardware)}.values())
     if not specs:

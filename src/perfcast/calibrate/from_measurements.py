@@ -15,7 +15,6 @@ from pathlib import Path
 from perfcast.calibrate.gpu_fit import (
     MIN_POINTS,
     Samples,
-    device_figures,
     fit_samples,
     merge,
     samples_from,
@@ -27,7 +26,7 @@ from perfcast.calibrate.measurements import (
     discover,
     read_table,
 )
-from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, profile_filename
+from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, device_figures, profile_filename
 from perfcast.hardware import load_spec
 
 PUBLISHED = ("ai-dynamo/aiconfigurator (Apache-2.0), commit "
@@ -85,7 +84,7 @@ def fit_measurements(root: Path, out_dir: Path | None = None, *,
             samples, versions = engine_samples(own + nccl, report.read)
             fits = {}
             for s in samples:
-                figures = device_figures(hw, s.key)
+                figures = device_figures(hw, s.form, s.key)
                 if figures is None or len(s) < MIN_POINTS:
                     report.read.notes.append(f"{gpu}/{engine}: {s.form} {s.key} not fitted "
                                              f"({len(s)} rows; {hw.name} rates: "

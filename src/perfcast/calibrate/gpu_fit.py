@@ -18,8 +18,7 @@ from scipy.optimize import least_squares
 
 from perfcast.estimate.correction_grid import fit_grid
 from perfcast.estimate.gpu_forms import FORMS, DeviceFigures
-from perfcast.estimate.gpu_profile import DTYPES, KernelFit, figures_for
-from perfcast.hardware import HardwareSpec
+from perfcast.estimate.gpu_profile import DTYPES, KernelFit
 
 KNOTS = {"gemm": 12, "context_attention": 8, "generation_attention": 6, "moe": 7,
          "collective": 12}
@@ -132,19 +131,6 @@ def merge(samples: list[Samples]) -> list[Samples]:
     return list(out.values())
 
 
-def device_figures(hw: HardwareSpec, key: str) -> DeviceFigures | None:
-    """Figures for a fit key on ``hw``, or None if ``hw`` lacks the dtype's rate."""
-    dtype = key.split("|", 1)[0]
-    compute = DTYPES.get(dtype, ("bf16", 2.0))[0] if dtype not in ("all_reduce", "all_gather",
-                                                                    "reduce_scatter",
-                                                                    "alltoall") else None
-    if compute and not hw.supports(compute):
-        compute = "fp8" if compute == "fp4" and hw.supports("fp8") else None
-        if compute is None:
-            return None
-    return figures_for(hw, compute)
-
-
 def fit_samples(samples: Samples, figures: DeviceFigures,
                 params: dict[str, float] | None = None) -> KernelFit:
     """Fit ``samples`` (all of them: split before calling to hold shapes out).
@@ -154,7 +140,7 @@ def fit_samples(samples: Samples, figures: DeviceFigures,
     form = FORMS[samples.form]
     fit_key = samples.key
     y = samples.seconds
-    nbytes = DTYPES.get(fit_key.split("|", 1)[0], ("", 2.0))[1]
+    nbytes = DTYPES[fit_key.split("|", 1)[0]][1] if samples.form != "collective" else 2.0
     names = [p.name for p in form.params]
     if params is None:
         lower = np.log([p.lower for p in form.params])

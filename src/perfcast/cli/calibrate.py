@@ -70,6 +70,11 @@ def calibrate(
     engines: Annotated[str | None, typer.Option(
         "--engines", help="With --from-measurements: only these engines "
                           "(trtllm,sglang,vllm).")] = None,
+    gpu: Annotated[str | None, typer.Option(
+        "--gpu", help="Measure this machine's CUDA GPU (GEMM, attention, all-reduce when "
+                      "torch.distributed runs) within --budget with PyTorch's kernels, "
+                      "standing in for ENGINE (trtllm|sglang|vllm), and fit a GPU profile "
+                      "like --from-measurements does.")] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
@@ -83,6 +88,11 @@ def calibrate(
         from perfcast.cli.calibrate_measured import calibrate_from_measurements
 
         calibrate_from_measurements(from_measurements, output, systems, engines, as_json)
+        return
+    if gpu is not None:
+        from perfcast.cli.calibrate_measured import calibrate_this_gpu
+
+        calibrate_this_gpu(budget, gpu, output, as_json)
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -70,7 +70,7 @@ def estimate(
         help="Prompts in the benchmark run, all clients starting at once (InferenceMAX: "
              "10 x concurrency); default: steady state.")] = None,
     engine: EngineOption = "fitted",
-    moe_distribution: MoeDistributionOption = "balanced",
+    moe_distribution: MoeDistributionOption = "random",
     layers: Annotated[bool, typer.Option(help="Show the per-layer breakdown.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
 ) -> None:

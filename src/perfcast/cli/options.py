@@ -25,6 +25,7 @@ EngineOption = Annotated[str, typer.Option(
                      "profile times GEMMs, attention, MoE and collectives: trtllm, sglang, "
                      "vllm (GPUs with a profile: perfcast hw profiles).")]
 MoeDistributionOption = Annotated[str, typer.Option(
-    "--moe-distribution", help="With --engine: token distribution over experts, balanced "
-                               "or the measured power-law skews power_law_1.01, "
-                               "power_law_1.2.")]
+    "--moe-distribution", help="With --engine: token distribution over experts: random "
+                               "(default: independent uniform picks), or as measured: "
+                               "balanced (even spread), power_law_1.01, power_law_1.2 "
+                               "(skew).")]

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, find_profile
 from perfcast.estimate.kernel_time import KernelTimeModel
-from perfcast.estimate.llm_efficiency import LLMEfficiency, ServingTime
+from perfcast.estimate.llm_efficiency import (
+    LLMEfficiency,
+    ServingTime,
+    default_efficiency,
+    measured_overheads,
+)
 from perfcast.estimate.measured_time import DISTRIBUTIONS, MeasuredTime
 from perfcast.hardware import HardwareSpec
 
@@ -18,7 +23,7 @@ class EngineError(ValueError):
     """An unknown engine or MoE token distribution."""
 
 
-def check_engine(engine: str | None, distribution: str = "balanced") -> str:
+def check_engine(engine: str | None, distribution: str = "random") -> str:
     """The engine name, validated (None: the default)."""
     name = (engine or DEFAULT_ENGINE).strip().lower()
     if name not in ENGINE_CHOICES:
@@ -35,12 +40,16 @@ def engine_profile(hw: HardwareSpec, engine: str | None) -> GpuProfile | None:
     return None if name == FITTED else find_profile(hw.name, name)
 
 
-def serving_time_model(hw: HardwareSpec, efficiency: LLMEfficiency, engine: str | None,
-                       distribution: str = "balanced") -> tuple[KernelTimeModel, str | None]:
-    """The kernel-time model for ``hw`` and the name of the profile it uses (or None)."""
+def serving_time_model(hw: HardwareSpec, efficiency: LLMEfficiency | None, engine: str | None,
+                       distribution: str = "random"
+                       ) -> tuple[KernelTimeModel, LLMEfficiency, str | None]:
+    """The kernel-time model for ``hw``, the efficiencies and overheads it goes with, and
+    the name of the profile it uses (or None). Without ``efficiency``: the fitted defaults,
+    or with a profile :func:`~perfcast.estimate.llm_efficiency.measured_overheads`."""
     check_engine(engine, distribution)
-    base = ServingTime(efficiency)
     profile = engine_profile(hw, engine)
     if profile is None:
-        return base, None
-    return MeasuredTime(profile, base, distribution), profile.name
+        eff = efficiency or default_efficiency()
+        return ServingTime(eff), eff, None
+    eff = efficiency or measured_overheads()
+    return MeasuredTime(profile, ServingTime(eff), distribution), eff, profile.name

@@ -33,7 +33,7 @@ NEAR = np.log(2.0)  # up to 2x beyond the measured range: INTERPOLATED
 # measured dtype name -> (perfcast compute dtype, bytes per weight element)
 DTYPES: dict[str, tuple[str, float]] = {
     "bfloat16": ("bf16", 2), "float16": ("fp16", 2), "fp8": ("fp8", 1), "fp8_block": ("fp8", 1),
-    "nvfp4": ("fp4", 0.5), "w4a16_mxfp4": ("bf16", 0.5), "w4afp8": ("fp8", 0.5),
+    "nvfp4": ("fp4", 0.5), "w4a16_mxfp4": ("bf16", 0.5), "w4a8_mxfp4_mxfp8": ("fp8", 0.5),
     "int8_wo": ("bf16", 1), "int4_wo": ("bf16", 0.5), "sq": ("int8", 1),
 }
 
@@ -51,6 +51,23 @@ def figures_for(hw: HardwareSpec, compute_dtype: str | None) -> DeviceFigures:
                          else hw.memory_bandwidth)
 
 
+def device_figures(hw: HardwareSpec, form: str, key: str) -> DeviceFigures | None:
+    """The figures a fit of ``form``/``key`` is relative to on ``hw``; None if ``hw`` lacks
+    the dtype's rate or the dtype is unknown (fp4 uses the fp8 rate on GPUs without an fp4
+    rate). Fitting and timing both use this rule."""
+    if form == "collective":
+        return figures_for(hw, None)
+    dtype = key.split("|", 1)[0]
+    if dtype not in DTYPES:
+        return None
+    compute = DTYPES[dtype][0]
+    if not hw.supports(compute):
+        compute = "fp8" if compute == "fp4" and hw.supports("fp8") else ""
+        if not compute:
+            return None
+    return figures_for(hw, compute)
+
+
 @dataclass(frozen=True)
 class KernelFit:
     """One fitted form: parameters, correction grid, and how well it fitted."""
@@ -66,11 +83,8 @@ class KernelFit:
     def dtype(self) -> str:
         return self.key.split("|", 1)[0]
 
-    def compute_dtype(self) -> str | None:
-        return DTYPES[self.dtype][0] if self.dtype in DTYPES else None
-
     def element_bytes(self) -> float:
-        return DTYPES[self.dtype][1] if self.dtype in DTYPES else 2.0
+        return DTYPES[self.dtype][1] if self.form != "collective" else 2.0
 
     def seconds(self, dims: dict[str, Dim], hw: DeviceFigures) -> Dim:
         """Latency of the kernel(s) described by ``dims`` (arrays broadcast)."""
@@ -100,6 +114,9 @@ class KernelFit:
         form = data["form"]
         if form not in FORMS:
             raise ProfileError(f"unknown kernel form {form!r} (known: {', '.join(FORMS)})")
+        key = str(data["key"])
+        if form != "collective" and key.split("|", 1)[0] not in DTYPES:
+            raise ProfileError(f"{form} fit {key!r}: unknown dtype (known: {', '.join(DTYPES)})")
         missing = {p.name for p in FORMS[form].params} - set(data["params"])
         if missing:
             raise ProfileError(f"{form} fit {data['key']!r} lacks parameters {sorted(missing)}")
@@ -178,14 +195,18 @@ def user_profile_dir() -> Path:
 
 
 def find_profile(gpu: str, engine: str) -> GpuProfile | None:
-    """The profile of catalog device ``gpu`` for ``engine``: the user's, else the
-    packaged one, else None."""
+    """The profile of catalog device ``gpu`` for ``engine``: the user's fits over the
+    packaged ones (a user profile that measured only GEMMs keeps the packaged MoE fits),
+    or either alone, or None."""
     name = profile_filename(load_spec(gpu).name, engine)
-    for folder in (user_profile_dir(), SHIPPED):
-        path = folder / name
-        if path.exists():
-            return _load_cached(path.resolve(), path.stat().st_mtime_ns)
-    return None
+    found = [_load_cached(p.resolve(), p.stat().st_mtime_ns)
+             for p in (SHIPPED / name, user_profile_dir() / name) if p.exists()]
+    if len(found) < 2:
+        return found[0] if found else None
+    packaged, user = found
+    return GpuProfile(user.gpu, user.engine, {**packaged.versions, **user.versions},
+                      {**packaged.source, "user": ", ".join(user.source.values())},
+                      {**packaged.fits, **user.fits})
 
 
 @cache

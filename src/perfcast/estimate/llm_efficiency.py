@@ -75,10 +75,28 @@ class ServingTime:
         return self
 
 
-@cache
-def default_efficiency() -> LLMEfficiency:
-    """The bundled defaults (``data/llm_efficiency.yaml``)."""
+def _load(section: str) -> LLMEfficiency:
     data = yaml.safe_load(DATA.read_text())
     known = {f.name for f in fields(LLMEfficiency)}
-    values = {k: float(v["value"]) for k, v in data["efficiency"].items() if k in known}
+    values = {k: float(v["value"]) for k, v in data[section].items() if k in known}
     return LLMEfficiency(**values)
+
+
+@cache
+def default_efficiency() -> LLMEfficiency:
+    """The bundled defaults (``data/llm_efficiency.yaml``, ``efficiency``)."""
+    return _load("efficiency")
+
+
+@cache
+def measured_overheads() -> LLMEfficiency:
+    """The defaults when a measured GPU profile times the kernels: what the profiles leave
+    out, fitted with them (``measured_profile_overheads``), over :func:`default_efficiency`
+    for the rest."""
+    fitted = _load("measured_profile_overheads")
+    base = default_efficiency()
+    return base.with_values(**{f.name: getattr(fitted, f.name) for f in fields(fitted)
+                               if f.name in _MEASURED_FIELDS})
+
+
+_MEASURED_FIELDS = ("vector_memory", "kernel_launch_s", "step_overhead_s", "request_overhead_s")

@@ -4,9 +4,10 @@
 GEMMs, MoE grouped GEMMs, attention (prefill, decode, MLA) and collectives are timed
 by the profile's fits (CALIBRATED inside the measured range, INTERPOLATED near it,
 THEORETICAL beyond); kernels it has no fit for (elementwise, norms, a dtype not
-measured) go to the ``fallback`` model. A MoE layer was measured as one op (both
-grouped GEMMs with routing); each of its two grouped-GEMM kernels gets its share of the
-layer's time by FLOPs.
+measured) go to the ``fallback`` model. A MoE layer was measured as one op (routing,
+both grouped GEMMs and the activation between them, the combine); each of its two
+grouped-GEMM kernels gets its share of the layer's time by FLOPs, and the kernels made
+only of the op's other parts take no time of their own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from perfcast.estimate.efficiency import Confidence
-from perfcast.estimate.gpu_profile import GpuProfile, KernelFit, figures_for
+from perfcast.estimate.gpu_profile import GpuProfile, KernelFit, device_figures, figures_for
 from perfcast.estimate.kernel_time import KernelTime, KernelTimeModel, peak_flops_for
 from perfcast.hardware.spec import normalize_dtype
 from perfcast.ir import Category
@@ -28,12 +29,24 @@ if TYPE_CHECKING:
     from perfcast.ir import Graph, Node
     from perfcast.passes import Kernel
 
-DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")
+RANDOM = "random"
+DISTRIBUTIONS = (RANDOM, "balanced", "power_law_1.01", "power_law_1.2")
 _MEASURED_KEY = {"bf16": "bfloat16", "fp16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
 _COLLECTIVES = {"all_reduce", "all_gather", "reduce_scatter", "alltoall"}
 
 
 _ALSO = {"fp8": ("fp8", "fp8_block"), "nvfp4": ("nvfp4", "w4a16_mxfp4")}  # same tensor cores
+# MoE formats measured, by (expert weights, activations), the closest first
+_MOE_KEYS = {
+    ("fp4", "fp8"): ("w4a8_mxfp4_mxfp8", "nvfp4", "w4a16_mxfp4"),
+    ("fp4", "fp4"): ("nvfp4", "w4a8_mxfp4_mxfp8", "w4a16_mxfp4"),
+    ("fp4", "bf16"): ("w4a16_mxfp4", "nvfp4", "w4a8_mxfp4_mxfp8"),
+    ("int4", "bf16"): ("int4_wo", "w4a16_mxfp4"),
+    ("fp8", "fp8"): ("fp8", "fp8_block"),
+    ("fp8", "bf16"): ("fp8", "fp8_block"),
+    ("bf16", "bf16"): ("bfloat16",),
+    ("fp16", "fp16"): ("bfloat16",),
+}
 
 
 def measured_key(dtype: object) -> str | None:
@@ -56,25 +69,35 @@ def _first_fit(profile: GpuProfile, form: str, key: str | None,
 class MeasuredTime:
     """Kernel times from a GPU profile, falling back to ``fallback`` for the rest.
 
-    ``distribution``: the MoE token distribution over experts (balanced, or a power-law
-    skew measured as ``power_law_1.01`` / ``power_law_1.2``).
+    ``distribution``: the MoE token distribution over experts: ``random`` (default:
+    each token picks its experts independently and uniformly), or one as measured:
+    ``balanced`` (tokens spread evenly, so as many experts as possible are hit), a
+    power-law skew ``power_law_1.01`` / ``power_law_1.2``.
     """
 
     profile: GpuProfile
     fallback: KernelTimeModel
-    distribution: str = "balanced"
+    distribution: str = RANDOM
     graph: Graph | None = field(default=None, repr=False, compare=False)
+    inside_moe: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def for_graph(self, graph: Graph) -> MeasuredTime:
-        return MeasuredTime(self.profile, self.fallback.for_graph(graph), self.distribution,
-                            graph)
+        timed = MeasuredTime(self.profile, self.fallback.for_graph(graph), self.distribution,
+                             graph)
+        return MeasuredTime(timed.profile, timed.fallback, self.distribution, graph,
+                            timed._moe_op_parts())
 
     def time(self, kernel: Kernel, hardware: HardwareSpec) -> KernelTime:
+        if kernel.nodes and all(n.name in self.inside_moe for n in kernel.nodes):
+            return KernelTime(0.0, 0.0, 0.0, Confidence.CALIBRATED)  # in the measured MoE op
         hit = self._fit_for(kernel)
         if hit is None:
             return self.fallback.time(kernel, hardware)
         fit, dims, share = hit
-        seconds = fit.seconds(dims, figures_for(hardware, fit.compute_dtype())) * share
+        figures = device_figures(hardware, fit.form, fit.key)
+        if figures is None:
+            return self.fallback.time(kernel, hardware)
+        seconds = fit.seconds(dims, figures) * share
         overhead = min(fit.params["latency_s"], float(np.min(seconds)))
         busy = seconds - overhead
         compute_bound = kernel.flops / peak_flops_for(kernel, hardware) \
@@ -99,6 +122,27 @@ class MeasuredTime:
         seconds = np.where(np.asarray(group) > 1, seconds, 0.0)
         confidence = Confidence.weakest([f.confidence(dims) for f in fits])
         return (seconds if np.ndim(seconds) else float(seconds)), confidence
+
+    def _moe_op_parts(self) -> frozenset[str]:
+        """Nodes of MoE layers timed by a fit that the measured op already includes:
+        routing (top-k, dispatch), what runs between the two grouped GEMMs, the combine."""
+        assert self.graph is not None
+        g = self.graph
+        parts: set[str] = set()
+        modules = dict.fromkeys(n.module for n in g.nodes if n.kind == "grouped_gemm")
+        for module in modules:
+            gemms = [n for n in g.nodes if n.kind == "grouped_gemm" and n.module == module]
+            if len(gemms) != 2 or self._moe(gemms[0]) is None:
+                continue  # not the up/down pair of a MoE layer timed by a fit
+            parts |= {n.name for n in g.nodes if n.module == module
+                      and n.kind in ("topk", "moe_dispatch", "moe_combine")}
+            up, down = gemms
+            frontier = set(up.outputs)
+            for n in g.nodes[g.nodes.index(up) + 1:g.nodes.index(down)]:
+                if frontier & set(n.inputs):
+                    parts.add(n.name)
+                    frontier |= set(n.outputs)
+        return frozenset(parts)
 
     # -- which fit times a kernel ---------------------------------------------------------
     def _fit_for(self, kernel: Kernel) -> tuple[KernelFit, dict, Dim] | None:
@@ -154,8 +198,11 @@ class MeasuredTime:
         dispatch = next((n for n in self.graph.nodes
                          if n.kind == "moe_dispatch" and n.module == node.module), None)
         weight = self.graph.tensors[node.inputs[1]]
-        fit = _first_fit(self.profile, "moe", measured_key(weight.dtype),
-                         f"|{self.distribution}")
+        activation = self.graph.tensors[node.inputs[0]].dtype
+        keys = _MOE_KEYS.get((normalize_dtype(weight.dtype) or "",
+                              normalize_dtype(activation) or ""), ())
+        shape = "balanced" if self.distribution == RANDOM else self.distribution
+        fit = next((f for k in keys if (f := self.profile.fit("moe", f"{k}|{shape}"))), None)
         if dispatch is None or fit is None:
             return None
         tokens, hidden = self._shape(dispatch.inputs[0])
@@ -166,9 +213,25 @@ class MeasuredTime:
         inter = self._shape(down.inputs[1])[2]
         ep = int(dispatch.attrs.get("shards", 1))
         share = n * k / (3 * inter * hidden)  # of a gated MLP's three matrices
-        dims = {"tokens": tokens, "hidden": hidden, "inter_local": inter,
-                "topk": dispatch.attrs.get("top_k", 1), "experts": groups * ep, "ep": ep}
+        topk = dispatch.attrs.get("top_k", 1)
+        experts = groups * ep
+        if self.distribution == RANDOM:
+            tokens = random_routing_tokens(tokens, topk, experts)
+        dims = {"tokens": tokens, "hidden": hidden, "inter_local": inter, "topk": topk,
+                "experts": experts, "ep": ep}
         return fit, dims, share
+
+
+def random_routing_tokens(tokens: Dim, topk: int, experts: int) -> Dim:
+    """Tokens that, spread evenly (the ``balanced`` measurements), hit as many experts as
+    ``tokens`` routed at random do: ``experts (1 - (1 - topk/experts)^tokens)`` expected
+    distinct experts, against ``min(experts, tokens topk)`` when balanced. Fewer than
+    ``tokens`` where few tokens meet many experts (decode), about ``tokens`` once every
+    expert is hit (prefill)."""
+    t = np.asarray(tokens, dtype=float)
+    hit_random = experts * (1 - (1 - topk / experts) ** t)
+    hit_balanced = np.minimum(experts, t * topk)
+    return t * hit_random / hit_balanced
 
 
 _TIMED = {"linear", "addmm", "mm", "matmul", "bmm", "grouped_gemm", "cached_attention",

@@ -32,7 +32,7 @@ import numpy as np
 from perfcast.estimate.collectives import collective_time
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.engine_profiles import serving_time_model
-from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.llm_efficiency import LLMEfficiency
 from perfcast.estimate.phase import PhaseTime, phase_kernels, phase_time
 from perfcast.frontends.llm.config import ModelConfig
 from perfcast.frontends.llm.graph import build_phase_graph, kv_cache_bytes
@@ -259,14 +259,14 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
                      efficiency: LLMEfficiency | None = None,
                      memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
                      engine: str | None = None,
-                     moe_distribution: str = "balanced") -> ServingEstimate:
+                     moe_distribution: str = "random") -> ServingEstimate:
     """Serving metrics for ``workload`` (arrays broadcast); ``par`` must be valid.
 
     ``engine``: ``fitted`` (default: the fitted efficiencies) or a serving engine whose
     measured GPU profile times the kernels (:mod:`perfcast.estimate.engine_profiles`);
     ``moe_distribution``: the token distribution over experts for its MoE fits.
     """
-    eff = efficiency or default_efficiency()
+    timer, eff, profile = serving_time_model(hw, efficiency, engine, moe_distribution)
     _check_precision(hw, precision)
     isl, osl = workload.isl, workload.osl
     conc = workload.concurrency
@@ -276,7 +276,6 @@ def estimate_serving(model: ModelConfig, hw: HardwareSpec, par: Parallelism,
 
     pre_graph, pre_kernels = _kernels(model, "prefill", 1, isl, isl, par, precision)
     dec_graph, dec_kernels = _kernels(model, "decode", micro, 1, mean_context, par, precision)
-    timer, profile = serving_time_model(hw, eff, engine, moe_distribution)
     prefill = phase_time(pre_kernels, hw, timer.for_graph(pre_graph.graph))
     decode = phase_time(dec_kernels, hw, timer.for_graph(dec_graph.graph))
     t_pf = prefill.total_s + eff.step_overhead_s + _p2p_s(hw, par, isl, model.hidden_size)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from perfcast.estimate.collectives import CommunicationError
-from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.llm_efficiency import LLMEfficiency
 from perfcast.estimate.serving import (
     DEFAULT_MEMORY_UTILIZATION,
     LLMPrecisionError,
@@ -275,7 +275,7 @@ def sweep(model: str | ModelConfig, hardware: Sequence[HardwareSpec | str], *,
     ep_l = None if ep is None else _int_list("ep", ep)
     isl_l, osl_l = _int_list("isl", isl), _int_list("osl", osl)
     dpa_l = list(dict.fromkeys(bool(d) for d in dp_attention))
-    eff = efficiency or default_efficiency()
+    eff = efficiency
 
     valid, invalid = _layouts(cfg, tp_l, ep_l, pp_l, dpa_l)
     per_layout = len(conc_l) * len(isl_l) * len(osl_l)
@@ -304,7 +304,7 @@ def sweep(model: str | ModelConfig, hardware: Sequence[HardwareSpec | str], *,
 
 def _evaluate(cfg: ModelConfig, hw: HardwareSpec, prec: Precision, dpa: bool, pp: int,
               tp: np.ndarray, ep: np.ndarray, conc: np.ndarray, isl: np.ndarray,
-              osl: np.ndarray, eff: LLMEfficiency, memory_utilization: float,
+              osl: np.ndarray, eff: LLMEfficiency | None, memory_utilization: float,
               skipped: list[Skipped], per_layout: int,
               engine: str | None = None) -> list[dict]:
     """One estimate_serving call over a group; layouts no link reaches are split off."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perfcast.estimate.llm_efficiency import LLMEfficiency, default_efficiency
+from perfcast.estimate.llm_efficiency import LLMEfficiency
 from perfcast.estimate.serving import ServingEstimate, Workload, estimate_serving
 from perfcast.frontends.llm import ModelConfig, list_models, load_model
 from perfcast.frontends.llm.parallel import Parallelism, check
@@ -61,7 +61,7 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
              precision: str | Precision = "bf16", kv_cache: str | None = None,
              requests: int | None = None,
              efficiency: LLMEfficiency | None = None, engine: str | None = None,
-             moe_distribution: str = "balanced") -> ServingEstimate:
+             moe_distribution: str = "random") -> ServingEstimate:
     """Serving metrics of ``model`` on ``hardware`` for one configuration.
 
     ``model``: catalog name/alias, a config.json path, or a :class:`ModelConfig`;
@@ -70,7 +70,8 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
     in the benchmark run, all clients starting at once (None: steady state; InferenceMAX
     sends 10 x concurrency); ``engine``: ``fitted`` (default) or trtllm|sglang|vllm to
     time kernels with that engine's measured GPU profile (where one ships for
-    ``hardware``); ``moe_distribution``: balanced, power_law_1.01 or power_law_1.2.
+    ``hardware``); ``moe_distribution``: random (default), balanced, power_law_1.01 or
+    power_law_1.2.
     Raises ``ValueError``
     subclasses with a specific message for bad input.
     """
@@ -87,5 +88,5 @@ def estimate(model: str | Path | ModelConfig, hardware: str | HardwareSpec, *, t
         prec = prec.with_kv_cache(kv_cache)
     return estimate_serving(cfg, hw, par, prec, Workload(isl, osl, concurrency,
                                      None if requests is None else requests / concurrency),
-                            efficiency or default_efficiency(), engine=engine,
+                            efficiency, engine=engine,
                             moe_distribution=moe_distribution)

@@ -3,8 +3,9 @@
 - :func:`held_out_accuracy`: per (GPU, engine, form, key), fit on 70% of the shapes
   (chosen by a hash of the shape) and score the other 30%.
 - :func:`transfer_accuracy`: predict a GPU's kernels from the other GPUs' profiles
-  evaluated with its own datasheet figures (their fractions of peak carry over), the
-  median in log space over those GPUs; no row of the predicted GPU is used.
+  evaluated with its own datasheet figures (their fractions of peak carry over),
+  averaged in log space with weights that favour GPUs of the same design
+  (:func:`similarity`); no row of the predicted GPU is used.
 """
 
 from __future__ import annotations
@@ -15,13 +16,24 @@ import numpy as np
 import pandas as pd
 
 from perfcast.calibrate.from_measurements import engine_samples
-from perfcast.calibrate.gpu_fit import MIN_POINTS, Samples, device_figures, fit_samples
+from perfcast.calibrate.gpu_fit import MIN_POINTS, Samples, fit_samples
 from perfcast.calibrate.measurements import ReadReport, TableFile, catalog_device, discover
-from perfcast.estimate.gpu_profile import ENGINES, GpuProfile
-from perfcast.hardware import load_spec
+from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, device_figures
+from perfcast.hardware import HardwareSpec, load_spec
 
 COLUMNS = ["gpu", "engine", "form", "key", "fitted_on", "scored", "mape", "within_10",
            "median_ape"]
+
+
+SIMILARITY_SCALE = 0.25  # a distance of 0.25 (about 28% apart in one figure) weighs 1/e
+
+
+def similarity(a: HardwareSpec, b: HardwareSpec) -> float:
+    """exp(-distance / 0.25), the distance being the L1 distance in log space between the
+    datasheet figures that set a kernel's speed: bf16 peak per SM, SM count, bandwidth."""
+    def figures(h: HardwareSpec) -> np.ndarray:
+        return np.log([h.peak_flops("bf16") / (h.cores or 1), h.cores or 1, h.memory_bandwidth])
+    return float(np.exp(-np.abs(figures(a) - figures(b)).sum() / SIMILARITY_SCALE))
 
 
 def _score(gpu: str, engine: str, s: Samples, predicted: np.ndarray, fitted_on: int) -> dict:
@@ -64,7 +76,7 @@ def held_out_accuracy(root: Path, systems: list[str] | None = None,
                 continue
             samples, _ = engine_samples(tables, report)
             for s in samples:
-                figures = device_figures(hw, s.key)
+                figures = device_figures(hw, s.form, s.key)
                 held = s.held_out(share)
                 if figures is None or (~held).sum() < MIN_POINTS or not held.any():
                     continue
@@ -93,14 +105,15 @@ def transfer_accuracy(root: Path, target: str, profiles: list[GpuProfile],
             continue
         samples, _ = engine_samples(tables, report)
         for s in samples:
-            figures = device_figures(hw, s.key)
-            fits = [f for f in (p.fit(s.form, s.key) for p in donors) if f is not None]
-            if figures is None or not fits:
+            figures = device_figures(hw, s.form, s.key)
+            pairs = [(f, similarity(hw, load_spec(p.gpu))) for p in donors
+                     if (f := p.fit(s.form, s.key)) is not None]
+            if figures is None or not pairs:
                 continue
+            weights = np.array([w for _, w in pairs]) / sum(w for _, w in pairs)
             logs = np.stack([np.log(np.asarray(f.seconds(s.dims, figures), dtype=float))
-                             for f in fits])
-            rows.append(_score(gpu, engine, s, np.exp(np.median(logs, axis=0)), 0)
-                        | {"fitted_on": len(fits)})
+                             for f, _ in pairs])
+            rows.append(_score(gpu, engine, s, np.exp(weights @ logs), len(pairs)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -16,6 +16,7 @@
     return {
       model: $("model").value,
       precision: $("precision").value,
+      engine: $("engine").value,
       tp: P.intValue("tp"), pp: P.intValue("pp"), ep: P.intValue("ep"), dp: P.intValue("dp"),
       dp_attention: $("dp_attention").checked,
       isl: P.intValue("isl"), osl: P.intValue("osl"),
@@ -37,7 +38,16 @@
     ["largest feasible concurrency", (e) => P.num(e.max_concurrency, 0), false],
     ["cost per 1M tokens", (e) => P.usd(e.cost_per_million_tokens_usd), true],
     ["confidence", (e) => e.confidence, false],
+    ["kernel times", (e) => kernelTimes(e), false],
   ];
+
+  // which model timed the kernels, and the share of decode kernel time per confidence
+  function kernelTimes(e) {
+    if (!e.profile) return "fitted efficiencies";
+    const shares = (e.phases.decode_step || {}).share_by_confidence || {};
+    const text = Object.entries(shares).map(([k, v]) => `${k} ${P.pct(v, 0)}`).join(", ");
+    return `${e.profile}` + (text ? ` (decode: ${text})` : "");
+  }
 
   function renderMetrics(estimates) {
     const head = P.el("tr", {}, P.el("th", {}, "metric"),
@@ -229,7 +239,7 @@
       const body = {
         model: d.model, hardware: P.ticked("hardware"), precision: [d.precision],
         tp: [d.tp], pp: [d.pp], ep: [d.ep], dp_attention: d.dp_attention ? "on" : "off",
-        isl: [d.isl], osl: [d.osl],
+        isl: [d.isl], osl: [d.osl], engine: d.engine,
       };
       const job = await P.api("/api/llm/sweep", { method: "POST", body });
       const result = await P.waitJob(job.job_id, (j) => {
@@ -299,7 +309,7 @@
       updateEstimates();
       updateSweep();
     }, 250);
-    for (const id of ["model", "precision", "tp", "pp", "ep", "dp", "dp_attention", "isl", "osl"]) {
+    for (const id of ["model", "precision", "engine", "tp", "pp", "ep", "dp", "dp_attention", "isl", "osl"]) {
       $(id).addEventListener("change", onAnyInput);
     }
     $("model").addEventListener("change", describeModel);
