@@ -154,3 +154,60 @@ def test_cli_estimate_names_the_profile():
     bad = CliRunner().invoke(app, ["llm", "estimate", "-m", "llama-3.1-8b", "-H", "b200",
                                    "--engine", "trt"])
     assert bad.exit_code != 0 and "unknown engine 'trt'" in bad.output
+
+
+def test_random_routing_hits_fewer_experts_than_balanced():
+    from perfcast.estimate.measured_time import random_routing_tokens
+
+    tokens = np.array([1, 8, 32, 256, 4096])
+    eff = random_routing_tokens(tokens, topk=4, experts=128)
+    assert eff[0] == pytest.approx(1.0)  # one token: the same experts either way
+    assert eff[2] == pytest.approx(128 * (1 - (1 - 4 / 128) ** 32) / 4)  # 63% of 128 hit
+    assert eff[-1] == pytest.approx(4096, rel=1e-6)  # every expert hit either way
+
+
+def test_measured_moe_op_includes_routing_and_activation():
+    """The MoE tables time routing, both grouped GEMMs, the activation and the combine:
+    those kernels take no time of their own; the residual add and norms still do."""
+    from perfcast.estimate.engine_profiles import serving_time_model
+    from perfcast.estimate.serving import _kernels
+    from perfcast.frontends.llm.catalog import load_model
+    from perfcast.frontends.llm.parallel import Parallelism
+    from perfcast.frontends.llm.precision import parse_precision
+
+    b200 = load_spec("b200")
+    pg, kernels = _kernels(load_model("gpt-oss-120b"), "decode", 32, 1, 2048,
+                           Parallelism(1, 1, 1, 1, False), parse_precision("fp4-w4a16"))
+    timer = serving_time_model(b200, None, "vllm")[0].for_graph(pg.graph)
+    times = {k.kernel.op: float(timer.time(k.kernel, b200).time_s) for k in kernels
+             if k.collective is None and "moe" in k.kernel.module}
+    activation = next(op for op in times if op.startswith("silu"))
+    assert times["topk"] == times["moe_combine"] == times[activation] == 0.0
+    assert times["grouped_gemm"] > 10e-6
+    assert times[next(op for op in times if "rms_norm" in op)] > 0  # norms are not in it
+
+
+def test_transfer_weights_favour_the_same_design():
+    from perfcast.validate.gpu_kernels import similarity
+
+    h200 = load_spec("h200")
+    weights = {g: similarity(h200, load_spec(g)) for g in ("h100-sxm", "b200", "a100-sxm-80gb")}
+    assert weights["h100-sxm"] > 20 * max(weights["b200"], weights["a100-sxm-80gb"])
+
+
+def test_analyze_with_engine_profile():
+    result = CliRunner().invoke(app, ["analyze", "examples:gpt2", "-H", "h100-sxm", "--dtype",
+                                      "bf16", "--engine", "vllm", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert any("measured profile h100-sxm/vllm" in n for n in data["notes"])
+    gemms = [k for k in data["kernels"] if k["op"].startswith(("addmm", "linear", "mm"))]
+    assert gemms and all(k["confidence"] in ("CALIBRATED", "INTERPOLATED") for k in gemms)
+
+
+def test_hw_profiles_lists_the_packaged_profiles():
+    result = CliRunner().invoke(app, ["hw", "profiles", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert {(r["gpu"], r["engine"]) for r in rows} == set(shipped_profiles())
+    assert all(r["where"] == "packaged" and r["fits"] > 5 for r in rows)

@@ -93,6 +93,7 @@ class Estimate:
                     "bytes": k.kernel.bytes,
                     "time_s": k.time_s,
                     "bound": k.bound,
+                    "confidence": str(k.confidence),
                     "intensity": Cost(k.kernel.flops, k.kernel.bytes).intensity,
                     "achieved_flops_per_s": k.kernel.flops / k.time_s,
                     "peak_flops": k.peak_flops,
@@ -117,7 +118,7 @@ class Estimate:
             "category": str(k.kernel.category) if k.kernel.category else "unsupported",
             "module": k.kernel.module, "flops": k.kernel.flops, "bytes": k.kernel.bytes,
             "intensity": Cost(k.kernel.flops, k.kernel.bytes).intensity,
-            "time_s": k.time_s, "bound": k.bound,
+            "time_s": k.time_s, "bound": k.bound, "confidence": str(k.confidence),
             "energy_j": e,
         } for k, e in zip(self.kernels, self.energy_j, strict=True)]
         return pd.DataFrame(rows)
