@@ -258,6 +258,15 @@ def test_llm_planner_follows_concurrency_and_layers(page, server):
     box.uncheck()
     assert page.evaluate("document.body.dataset.view") == "system"
     assert page.locator("#system-view").is_visible() and page.locator("#layer-view").is_hidden()
+
+    # a measured engine profile: its name and the kernel time it covers are shown
+    assert _cell(page, "kernel times", "h100-sxm") == "fitted efficiencies"
+    _change(page, "#engine", "trtllm")
+    measured = _api(server, "/api/llm/estimate", {**body, "concurrency": 64,
+                                                  "engine": "trtllm"})
+    assert _cell(page, "TTFT", "h100-sxm") == _si(measured["ttft_s"], "s")
+    assert _cell(page, "kernel times", "h100-sxm").startswith("h100-sxm/trtllm (decode: ")
+    assert "CALIBRATED" in _cell(page, "kernel times", "h200")
     assert page.errors == []
     _shot(page, "llm")
 
