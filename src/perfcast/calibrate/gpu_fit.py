@@ -24,6 +24,7 @@ KNOTS = {"gemm": 12, "context_attention": 8, "generation_attention": 6, "moe": 7
          "collective": 12}
 DEFAULT_KNOTS = 10
 MIN_POINTS = 8
+WINDOWED = "|window"  # key suffix of sliding-window attention fits
 
 
 @dataclass
@@ -54,20 +55,41 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[name].to_numpy(dtype=float)
 
 
+_SHAPE_COLUMNS = {
+    "context_attention_perf": ["attn_dtype", "kv_cache_dtype", "batch_size", "isl", "num_heads",
+                               "num_key_value_heads", "head_dim", "window_size"],
+    "generation_attention_perf": ["kv_cache_dtype", "batch_size", "isl", "step", "num_heads",
+                                  "num_key_value_heads", "head_dim", "window_size"],
+}
+
+
+def fastest_backend(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """One row per shape: the fastest of the kernel backends measured for it (an engine
+    table may time one shape with several attention backends, e.g. FlashAttention and
+    FlashInfer; a deployment picks its fastest)."""
+    columns = _SHAPE_COLUMNS.get(table)
+    if columns is None or "kernel_source" not in df or df["kernel_source"].nunique() < 2:
+        return df
+    return df.loc[df.groupby(columns, dropna=False)["latency_s"].idxmin()]
+
+
 def samples_from(table: str, df: pd.DataFrame) -> Iterator[Samples]:
     """Group one measurement table into samples per (form, key)."""
+    df = fastest_backend(table, df)
     if table == "gemm_perf":
         for dtype, g in df.groupby("gemm_dtype"):
             yield Samples("gemm", str(dtype), {c: _col(g, c) for c in "mnk"},
                           g["latency_s"].to_numpy())
-    elif table == "context_attention_perf":
-        df = df[df["kv_cache_dtype"] == df["attn_dtype"]]
-        for dtype, g in df.groupby("attn_dtype"):
-            yield Samples("context_attention", str(dtype), _attention_dims(g, "isl"),
-                          g["latency_s"].to_numpy())
-    elif table == "generation_attention_perf":
-        for dtype, g in df.groupby("kv_cache_dtype"):
-            yield Samples("generation_attention", str(dtype), _attention_dims(g, "context"),
+    elif table in ("context_attention_perf", "generation_attention_perf"):
+        # sliding-window kernels are often another implementation: fitted on their own
+        context = table.startswith("context")
+        if context:
+            df = df[df["kv_cache_dtype"] == df["attn_dtype"]]
+        windowed = np.where(df["window_size"].to_numpy() > 0, WINDOWED, "")
+        dtype_column = "attn_dtype" if context else "kv_cache_dtype"
+        for (dtype, window), g in df.groupby([df[dtype_column], windowed]):
+            yield Samples("context_attention" if context else "generation_attention",
+                          f"{dtype}{window}", _attention_dims(g, "isl" if context else "context"),
                           g["latency_s"].to_numpy())
     elif table == "moe_perf":
         if "kernel_source" in df:

@@ -130,8 +130,9 @@ def _generation_seconds(p: dict[str, float], d: dict[str, Dim], hw: DeviceFigure
                          for x in ("batch", "context", "heads", "kv_heads", "head_dim"))
     length = attended(ctx, d["window"])
     compute = 4 * b * h * hd * length / (hw.flops * p["compute_eff"])
-    memory = (b * length * kv * hd * 2 * nbytes + b * h * hd * 4) \
-        / (hw.bandwidth * p["memory_eff"]) * (1 + p["ctx_half"] / length)
+    # each (sequence, KV head) also costs a fixed ctx_half tokens' worth (block setup)
+    memory = (b * (length + p["ctx_half"]) * kv * hd * 2 * nbytes + b * h * hd * 4) \
+        / (hw.bandwidth * p["memory_eff"])
     return p["latency_s"] + _join(compute, memory, p["sharpness"])
 
 
@@ -194,8 +195,8 @@ def _mla_generation_seconds(p: dict[str, float], d: dict[str, Dim], hw: DeviceFi
                             nbytes: float) -> Dim:
     b, ctx, h = (np.asarray(d[x], dtype=float) for x in ("batch", "context", "heads"))
     compute = 2 * b * h * ctx * (2 * MLA_LATENT + MLA_ROPE) / (hw.flops * p["compute_eff"])
-    memory = b * ctx * (MLA_LATENT + MLA_ROPE) * nbytes / (hw.bandwidth * p["memory_eff"]) \
-        * (1 + p["ctx_half"] / ctx)
+    memory = b * (ctx + p["ctx_half"]) * (MLA_LATENT + MLA_ROPE) * nbytes \
+        / (hw.bandwidth * p["memory_eff"])
     return p["latency_s"] + _join(compute, memory, p["sharpness"])
 
 

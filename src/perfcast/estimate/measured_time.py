@@ -187,11 +187,13 @@ class MeasuredTime:
             return (fit, {"batch": batch, "isl": q_len, "heads": heads}, 1.0) if fit else None
         dims = {"batch": batch, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim,
                 "window": window}
-        if decode:
-            fit = self.profile.fit("generation_attention", kv_key) if kv_key else None
-            return (fit, {**dims, "context": cached}, 1.0) if fit else None
-        fit = self.profile.fit("context_attention", q_key) if q_key else None
-        return (fit, {**dims, "isl": q_len}, 1.0) if fit else None
+        form, key = ("generation_attention", kv_key) if decode else ("context_attention", q_key)
+        if key is None:
+            return None
+        fit = (self.profile.fit(form, key + "|window") if window else None) \
+            or self.profile.fit(form, key)
+        return (fit, {**dims, "context" if decode else "isl": cached if decode else q_len},
+                1.0) if fit else None
 
     def _moe(self, node: Node) -> tuple[KernelFit, dict, Dim] | None:
         assert self.graph is not None
