@@ -211,3 +211,32 @@ def test_hw_profiles_lists_the_packaged_profiles():
     rows = json.loads(result.output)
     assert {(r["gpu"], r["engine"]) for r in rows} == set(shipped_profiles())
     assert all(r["where"] == "packaged" and r["fits"] > 5 for r in rows)
+
+
+def test_validate_llm_with_each_rows_engine():
+    """``--engine row`` times each published row with its own engine's profile."""
+    from perfcast.validate.llm import load_rows, reconcile, row_engine
+
+    assert [row_engine(f) for f in ("trt", "dynamo-trt", "sglang", "vllm", "atom")] == \
+        ["trtllm", "trtllm", "sglang", "vllm", None]
+    rows = [r for r in load_rows("inferencemax")][:400]
+    fitted = reconcile(rows, hardware=["h200"])
+    measured = reconcile(rows, hardware=["h200"], engine="row")
+    ok = [(a, b) for a, b in zip(fitted.rows, measured.rows, strict=True)
+          if a.status == b.status == "ok"]
+    assert len(ok) >= 10
+    assert all(a.predicted["tpot_s"] != b.predicted["tpot_s"] for a, b in ok)
+    result = CliRunner().invoke(app, ["validate", "llm", "-d", "mlperf", "-H", "h200",
+                                      "--engine", "tensorrt"])
+    assert result.exit_code != 0 and "unknown engine 'tensorrt'" in result.output
+
+
+def test_moe_sweep_over_layouts_matches_single_estimates():
+    """Layouts are swept as arrays (tp, ep); the MoE fits must take them vectorized."""
+    result = sweep("qwen3-235b-a22b", ["b200"], concurrency=[16, 64], tp=[4, 8],
+                   precision=["fp8"], isl=[1024], osl=[1024], engine="trtllm")
+    for _, row in result.frame.query("concurrency == 64").iterrows():
+        single = llm.estimate("qwen3-235b-a22b", "b200", tp=int(row["tp"]), ep=int(row["ep"]),
+                              isl=1024, osl=1024, concurrency=64, precision="fp8",
+                              engine="trtllm")
+        assert row["tpot_s"] == pytest.approx(float(single.tpot_s), rel=1e-9)

@@ -12,6 +12,7 @@ the nearest measured correction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,10 +29,16 @@ class CorrectionGrid:
     axes: tuple[tuple[float, ...], ...]
     values: tuple[float, ...]  # flattened in C order over the axes
 
+    @cached_property
+    def _table(self) -> np.ndarray:
+        return np.asarray(self.values)
+
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Log-correction at ``features`` (``[..., n_axes]`` of log dimensions)."""
         flat = features.reshape(-1, len(self.axes))
-        out = _basis(flat, self.axes) @ np.asarray(self.values)
+        out = np.zeros(len(flat))
+        for index, weight in _corners(flat, self.axes):
+            out += weight * self._table[index]
         return out.reshape(features.shape[:-1])
 
     def to_dict(self) -> dict:
@@ -74,8 +81,8 @@ def _knots(x: np.ndarray, count: int) -> np.ndarray:
     return np.quantile(unique, np.linspace(0.0, 1.0, count))
 
 
-def _basis(x: np.ndarray, axes: tuple[tuple[float, ...], ...]) -> sp.csr_matrix:
-    """Multilinear interpolation weights of each row of ``x`` on the grid (sparse)."""
+def _corners(x: np.ndarray, axes: tuple[tuple[float, ...], ...]):
+    """(flat grid index, weight) of each of the 2^n corners around every row of ``x``."""
     n = x.shape[0]
     shape = [len(a) for a in axes]
     lower, upper, w_lower, w_upper = [], [], [], []
@@ -91,7 +98,6 @@ def _basis(x: np.ndarray, axes: tuple[tuple[float, ...], ...]) -> sp.csr_matrix:
         t = (xj - a[i]) / (a[i + 1] - a[i])
         lower.append(i), upper.append(i + 1)
         w_lower.append(1 - t), w_upper.append(t)
-    rows, cols, vals = [], [], []
     for corner in range(2 ** len(axes)):
         flat = np.zeros(n, dtype=np.int64)
         weight = np.ones(n)
@@ -99,9 +105,16 @@ def _basis(x: np.ndarray, axes: tuple[tuple[float, ...], ...]) -> sp.csr_matrix:
             high = (corner >> j) & 1
             flat = flat * shape[j] + (upper[j] if high else lower[j])
             weight = weight * (w_upper[j] if high else w_lower[j])
-        rows.append(np.arange(n)), cols.append(flat), vals.append(weight)
+        yield flat, weight
+
+
+def _basis(x: np.ndarray, axes: tuple[tuple[float, ...], ...]) -> sp.csr_matrix:
+    """Multilinear interpolation weights of each row of ``x`` on the grid (sparse)."""
+    rows, cols, vals = [], [], []
+    for flat, weight in _corners(x, axes):
+        rows.append(np.arange(len(x))), cols.append(flat), vals.append(weight)
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n, int(np.prod(shape))))
+                         shape=(len(x), int(np.prod([len(a) for a in axes]))))
 
 
 def _curvature(axes: tuple[tuple[float, ...], ...]) -> sp.csr_matrix:

@@ -209,11 +209,10 @@ class MeasuredTime:
             return None
         tokens, hidden = self._shape(dispatch.inputs[0])
         groups, n, k = weight.shape
-        down = next((g for g in self.graph.nodes if g.kind == "grouped_gemm"
-                     and g.module == node.module and self._shape(g.inputs[1])[1] == hidden),
-                    node)
-        inter = self._shape(down.inputs[1])[2]
-        ep = int(dispatch.attrs.get("shards", 1))
+        pair = [g for g in self.graph.nodes if g.kind == "grouped_gemm"
+                and g.module == node.module]
+        inter = self._shape(pair[-1].inputs[1])[2]  # the down projection's K
+        ep = dispatch.attrs.get("shards", 1)
         share = n * k / (3 * inter * hidden)  # of a gated MLP's three matrices
         topk = dispatch.attrs.get("top_k", 1)
         experts = groups * ep
