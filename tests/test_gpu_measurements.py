@@ -121,3 +121,23 @@ def test_corrupt_profile_is_a_clear_error(tmp_path: Path):
     plain.write_text('{"format_version": 99}')
     with pytest.raises(ProfileError, match="format_version 99"):
         GpuProfile.load(plain)
+
+
+def test_moe_fit_refines_each_measured_configuration():
+    """MoE is refined per measured (hidden, inter, top-k, experts, EP) model along tokens;
+    held-out token counts of measured models come within 10%; an unmeasured model gets
+    the form and grid alone."""
+    moe = next(t for t in discover(SAMPLE) if t.table == "moe_perf")
+    samples = next(samples_from("moe_perf", read_table(moe)))
+    figures = device_figures(load_spec("h100-sxm"), samples.form, samples.key)
+    held = samples.held_out()
+    fit = fit_samples(samples.subset(~held), figures)
+    test = samples.subset(held)
+    ape = np.abs(fit.seconds(test.dims, figures) / test.seconds - 1)
+    assert ape.mean() < 0.10
+    assert fit.curves is not None and len(fit.curves.curves) > 5
+    unmeasured = {**{k: v[:1] for k, v in test.dims.items()}, "hidden": np.array([1234.0])}
+    assert fit.curves(unmeasured) == pytest.approx([0.0])
+    again = type(fit).from_dict(fit.to_dict())
+    np.testing.assert_allclose(again.seconds(test.dims, figures),
+                               fit.seconds(test.dims, figures), rtol=2e-3)

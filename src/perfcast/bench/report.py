@@ -92,9 +92,10 @@ def _markdown(run: Any, env: dict[str, Any], records: list[dict[str, Any]]) -> s
         lines.append("| " + " | ".join(_markdown_cells(r)) + " |")
     failed = [r for r in records if r["status"] != "ok" and r["error"]]
     if failed:
-        lines += ["", "## Not timed", ""]
-        lines += [f"- {r['target']} {_params(r['params'])}: {r['status']}: {r['error']}"
-                  for r in failed]
+        lines += ["", "## Not timed, or unstable", ""]
+        lines += [f"- {r['target']} {_params(r['params'])}: "
+                  + (r["error"] if r["error"].startswith(r["status"])
+                     else f"{r['status']}: {r['error']}") for r in failed]
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from perfcast.estimate.config_curves import fit_config_curves
 from perfcast.estimate.correction_grid import fit_grid
 from perfcast.estimate.gpu_forms import FORMS, DeviceFigures
 from perfcast.estimate.gpu_profile import DTYPES, KernelFit
@@ -24,6 +25,8 @@ KNOTS = {"gemm": 12, "context_attention": 8, "generation_attention": 6, "moe": 7
          "collective": 12}
 DEFAULT_KNOTS = 10
 MIN_POINTS = 8
+# forms refined per measured configuration: (configuration dimensions, along)
+PER_CONFIGURATION = {"moe": (("hidden", "inter_local", "topk", "experts", "ep"), "tokens")}
 WINDOWED = "|window"  # key suffix of sliding-window attention fits
 
 
@@ -180,5 +183,10 @@ def fit_samples(samples: Samples, figures: DeviceFigures,
     features = form.feature_matrix(samples.dims)
     grid = fit_grid(features, np.log(y / base), KNOTS.get(samples.form, DEFAULT_KNOTS))
     fitted = base * np.exp(grid(features))
+    curves = None
+    if samples.form in PER_CONFIGURATION:
+        curves = fit_config_curves(samples.dims, np.log(y / fitted),
+                                   *PER_CONFIGURATION[samples.form])
+        fitted = fitted * np.exp(curves(samples.dims))
     mape = float(np.mean(np.abs(fitted / y - 1)))
-    return KernelFit(samples.form, fit_key, params, grid, len(y), mape)
+    return KernelFit(samples.form, fit_key, params, grid, len(y), mape, curves)

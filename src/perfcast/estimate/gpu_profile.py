@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perfcast.estimate.config_curves import ConfigCurves
 from perfcast.estimate.correction_grid import CorrectionGrid
 from perfcast.estimate.efficiency import Confidence
 from perfcast.estimate.gpu_forms import FORMS, DeviceFigures
@@ -78,6 +79,7 @@ class KernelFit:
     grid: CorrectionGrid
     points: int
     fit_mape: float
+    curves: ConfigCurves | None = None  # per measured configuration (MoE)
 
     @property
     def dtype(self) -> str:
@@ -90,7 +92,10 @@ class KernelFit:
         """Latency of the kernel(s) described by ``dims`` (arrays broadcast)."""
         form = FORMS[self.form]
         base = form.seconds(self.params, dims, hw, self.element_bytes())
-        return base * np.exp(self.grid(form.feature_matrix(dims)))
+        log_correction = self.grid(form.feature_matrix(dims))
+        if self.curves is not None:
+            log_correction = log_correction + self.curves(dims)
+        return base * np.exp(log_correction)
 
     def confidence(self, dims: dict[str, Dim]) -> Confidence:
         """CALIBRATED inside the measured range, INTERPOLATED up to 2x beyond it,
@@ -107,7 +112,8 @@ class KernelFit:
         return {"form": self.form, "key": self.key, "points": self.points,
                 "fit_mape": round(self.fit_mape, 4),
                 "params": {k: float(f"{v:.6g}") for k, v in self.params.items()},
-                "grid": self.grid.to_dict()}
+                "grid": self.grid.to_dict(),
+                **({"curves": self.curves.to_dict()} if self.curves else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> KernelFit:
@@ -120,9 +126,10 @@ class KernelFit:
         missing = {p.name for p in FORMS[form].params} - set(data["params"])
         if missing:
             raise ProfileError(f"{form} fit {data['key']!r} lacks parameters {sorted(missing)}")
+        curves = ConfigCurves.from_dict(data["curves"]) if "curves" in data else None
         return cls(form, str(data["key"]), {k: float(v) for k, v in data["params"].items()},
                    CorrectionGrid.from_dict(data["grid"]), int(data["points"]),
-                   float(data["fit_mape"]))
+                   float(data["fit_mape"]), curves)
 
 
 @dataclass(frozen=True)
