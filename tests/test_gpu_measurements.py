@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -141,3 +142,22 @@ def test_moe_fit_refines_each_measured_configuration():
     again = type(fit).from_dict(fit.to_dict())
     np.testing.assert_allclose(again.seconds(test.dims, figures),
                                fit.seconds(test.dims, figures), rtol=2e-3)
+
+
+def test_cli_calibrate_from_measurements(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from perfcast.cli.main import app
+
+    out = tmp_path / "profiles"
+    result = CliRunner().invoke(app, ["calibrate", "--from-measurements", str(SAMPLE), "-o",
+                                      str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert [p["gpu"] + "/" + p["engine"] for p in summary["profiles"]] == ["h100-sxm/trtllm"]
+    assert (out / "h100-sxm__trtllm.json.gz").exists()
+    bad = CliRunner().invoke(app, ["calibrate", "--from-measurements", str(tmp_path / "none")])
+    assert bad.exit_code != 0 and "not a directory of measurements" in bad.output
+    bad = CliRunner().invoke(app, ["calibrate", "--from-measurements", str(SAMPLE),
+                                   "--engines", "tensorrt"])
+    assert bad.exit_code != 0 and "unknown ['tensorrt']" in bad.output
