@@ -42,19 +42,17 @@ class ConfigCurves:
 
     def __call__(self, dims: dict[str, Dim]) -> np.ndarray:
         """Log-correction at ``dims`` (arrays broadcast); 0 where unmeasured."""
-        arrays = np.broadcast_arrays(*(np.asarray(dims[c], dtype=float) for c in self.config),
-                                     np.asarray(dims[self.along], dtype=float))
-        shape = arrays[0].shape
-        configs = np.stack([a.reshape(-1) for a in arrays[:-1]], axis=1)
-        x = np.log(arrays[-1].reshape(-1))
-        out = np.zeros(len(x))
-        unique, inverse = np.unique(configs, axis=0, return_inverse=True)
-        for i, row in enumerate(unique):
+        configs = np.broadcast_arrays(*(np.asarray(dims[c], dtype=float) for c in self.config))
+        x = np.log(np.asarray(dims[self.along], dtype=float))
+        out = np.zeros(np.broadcast_shapes(configs[0].shape, x.shape))
+        rows = np.stack([c.reshape(-1) for c in configs], axis=1)
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        for i, row in enumerate(unique):  # a few configurations (layouts) per call
             curve = self.curves.get(_key(row))
             if curve is not None:
-                rows = inverse.reshape(-1) == i
-                out[rows] = np.interp(x[rows], self.knots, curve)
-        return out.reshape(shape)
+                here = (inverse.reshape(-1) == i).reshape(configs[0].shape)
+                out = np.where(here, np.interp(x, self.knots, curve), out)
+        return out
 
     def to_dict(self) -> dict:
         return {"config": list(self.config), "along": self.along,
