@@ -22,9 +22,11 @@ from perfcast.calibrate.gpu_fit import (
 from perfcast.calibrate.measurements import (
     ReadReport,
     TableFile,
-    catalog_device,
+    by_system,
     discover,
+    engine_tables,
     read_table,
+    system_gpu,
 )
 from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, device_figures, profile_filename
 from perfcast.hardware import load_spec
@@ -60,28 +62,22 @@ def fit_measurements(root: Path, out_dir: Path | None = None, *,
     """Fit a profile per (GPU, engine) from the tables under ``root``; write them to
     ``out_dir`` when given."""
     report = FitReport()
-    tables = discover(Path(root), report.read)
-    by_system: dict[str, list[TableFile]] = {}
-    for tf in tables:
-        by_system.setdefault(tf.system, []).append(tf)
-    for system, files in sorted(by_system.items()):
+    for system, files in by_system(discover(Path(root), report.read)).items():
         if systems and system not in systems:
             continue
-        first = read_table(files[0])
-        gpu = catalog_device(system, sorted(set(first["device"].astype(str))))
+        gpu, names = system_gpu(system, files)
         if gpu is None:
-            report.read.skipped.append(f"{system}: GPU {first['device'].iloc[0]!r} is not in "
-                                       "the catalog (add a hardware YAML to fit it)")
+            report.read.skipped.append(f"{system}: GPU {', '.join(map(repr, names))} is not "
+                                       "in the catalog (add a hardware YAML to fit it)")
             continue
         hw = load_spec(gpu)
-        nccl = [t for t in files if t.framework == "nccl"]
         for engine in ENGINES:
-            own = [t for t in files if t.framework == engine]
-            if not own or (engines and engine not in engines):
+            tables = engine_tables(files, engine)
+            if not tables or (engines and engine not in engines):
                 continue
             if progress:
-                progress(f"{gpu}/{engine}: {len(own) + len(nccl)} tables")
-            samples, versions = engine_samples(own + nccl, report.read)
+                progress(f"{gpu}/{engine}: {len(tables)} tables")
+            samples, versions = engine_samples(tables, report.read)
             fits = {}
             for s in samples:
                 figures = device_figures(hw, s.form, s.key)
@@ -92,7 +88,7 @@ def fit_measurements(root: Path, out_dir: Path | None = None, *,
                     continue
                 fit = fit_samples(s, figures)
                 fits[(fit.form, fit.key)] = fit
-            paths = sorted(str(t.path.relative_to(root)) for t in own + nccl)
+            paths = sorted(str(t.path.relative_to(root)) for t in tables)
             profile = GpuProfile(gpu, engine, versions,
                                  {"measurements": source, "tables": ", ".join(paths)}, fits)
             report.profiles.append(profile)

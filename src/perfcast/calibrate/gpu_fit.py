@@ -19,7 +19,7 @@ from scipy.optimize import least_squares
 from perfcast.estimate.config_curves import fit_config_curves
 from perfcast.estimate.correction_grid import fit_grid
 from perfcast.estimate.gpu_forms import FORMS, DeviceFigures
-from perfcast.estimate.gpu_profile import DTYPES, KernelFit
+from perfcast.estimate.gpu_profile import KernelFit, element_bytes
 
 KNOTS = {"gemm": 12, "context_attention": 8, "generation_attention": 6, "moe": 7,
          "collective": 12}
@@ -156,29 +156,24 @@ def merge(samples: list[Samples]) -> list[Samples]:
     return list(out.values())
 
 
-def fit_samples(samples: Samples, figures: DeviceFigures,
-                params: dict[str, float] | None = None) -> KernelFit:
-    """Fit ``samples`` (all of them: split before calling to hold shapes out).
-
-    ``params`` given: keep the form's parameters and fit only the correction grid.
-    """
+def fit_samples(samples: Samples, figures: DeviceFigures) -> KernelFit:
+    """Fit ``samples`` (all of them: split before calling to hold shapes out)."""
     form = FORMS[samples.form]
     fit_key = samples.key
     y = samples.seconds
-    nbytes = DTYPES[fit_key.split("|", 1)[0]][1] if samples.form != "collective" else 2.0
+    nbytes = element_bytes(samples.form, fit_key)
     names = [p.name for p in form.params]
-    if params is None:
-        lower = np.log([p.lower for p in form.params])
-        upper = np.log([p.upper for p in form.params])
-        start = np.clip(np.log([p.initial for p in form.params]), lower + 1e-9, upper - 1e-9)
+    lower = np.log([p.lower for p in form.params])
+    upper = np.log([p.upper for p in form.params])
+    start = np.clip(np.log([p.initial for p in form.params]), lower + 1e-9, upper - 1e-9)
 
-        def residual(theta: np.ndarray) -> np.ndarray:
-            values = dict(zip(names, np.exp(theta), strict=True))
-            return np.log(form.seconds(values, samples.dims, figures, nbytes) / y)
+    def residual(theta: np.ndarray) -> np.ndarray:
+        values = dict(zip(names, np.exp(theta), strict=True))
+        return np.log(form.seconds(values, samples.dims, figures, nbytes) / y)
 
-        result = least_squares(residual, start, bounds=(lower, upper), loss="soft_l1",
-                               f_scale=0.1, max_nfev=400)
-        params = {n: float(v) for n, v in zip(names, np.exp(result.x), strict=True)}
+    result = least_squares(residual, start, bounds=(lower, upper), loss="soft_l1",
+                           f_scale=0.1, max_nfev=400)
+    params = {n: float(v) for n, v in zip(names, np.exp(result.x), strict=True)}
     base = form.seconds(params, samples.dims, figures, nbytes)
     features = form.feature_matrix(samples.dims)
     grid = fit_grid(features, np.log(y / base), KNOTS.get(samples.form, DEFAULT_KNOTS))

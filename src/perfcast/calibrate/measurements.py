@@ -62,7 +62,6 @@ class TableFile:
 class ReadReport:
     """What was read, skipped and dropped, by name."""
 
-    tables: list[TableFile] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -98,15 +97,34 @@ def discover(root: Path, report: ReadReport | None = None) -> list[TableFile]:
     return list(newest.values())
 
 
-def catalog_device(system: str, device_names: list[str]) -> str | None:
-    """The catalog name of a measured system: by directory, else by the driver's name."""
+def by_system(tables: list[TableFile]) -> dict[str, list[TableFile]]:
+    """The tables of each measured system directory, systems in sorted order."""
+    out: dict[str, list[TableFile]] = {}
+    for tf in sorted(tables, key=lambda t: t.system):
+        out.setdefault(tf.system, []).append(tf)
+    return out
+
+
+def engine_tables(files: list[TableFile], engine: str) -> list[TableFile]:
+    """A system's tables for ``engine`` with its NCCL tables (none if the engine was not
+    measured there)."""
+    own = [t for t in files if t.framework == engine]
+    return own + [t for t in files if t.framework == "nccl"] if own else []
+
+
+def system_gpu(system: str, files: list[TableFile]) -> tuple[str | None, list[str]]:
+    """The catalog name of a measured system (None if not in the catalog): by directory,
+    else by the name the driver reported (read from the first table's ``device``
+    column), and the driver's names read."""
     if system in SYSTEMS:
-        return SYSTEMS[system]
-    for name in device_names:
-        hit = resolve_name(name)
-        if hit:
-            return hit
-    return None
+        return SYSTEMS[system], []
+    try:
+        names = sorted(set(pd.read_parquet(files[0].path, columns=["device"])["device"]
+                           .astype(str)))
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise MeasurementError(f"{files[0].path}: cannot read its device column "
+                               f"({exc})") from None
+    return next((hit for n in names if (hit := resolve_name(n))), None), names
 
 
 def read_table(tf: TableFile, report: ReadReport | None = None) -> pd.DataFrame:

@@ -197,10 +197,14 @@ def profiles_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Measured GPU kernel profiles (per GPU and serving engine) that --engine can use."""
-    from perfcast.estimate.gpu_profile import find_profile, shipped_profiles, user_profile_dir
+    from perfcast.estimate.gpu_profile import (
+        find_profile,
+        profiles_in,
+        shipped_profiles,
+        user_profile_dir,
+    )
 
-    user = {tuple(p.name.removesuffix(".json.gz").split("__", 1))
-            for p in user_profile_dir().glob("*__*.json.gz")}
+    user = set(profiles_in(user_profile_dir()))
     rows = []
     for gpu, engine in sorted(set(shipped_profiles()) | user):
         profile = find_profile(gpu, engine)

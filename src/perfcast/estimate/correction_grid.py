@@ -54,11 +54,6 @@ class CorrectionGrid:
         return cls(axes, values)
 
 
-def identity_grid(n_axes: int) -> CorrectionGrid:
-    """No correction (one knot per axis at 0)."""
-    return CorrectionGrid(tuple((0.0,) for _ in range(n_axes)), (0.0,))
-
-
 def fit_grid(features: np.ndarray, log_ratio: np.ndarray, knots: int = DEFAULT_KNOTS,
              smoothing: float = DEFAULT_SMOOTHING) -> CorrectionGrid:
     """Least-squares log-correction over ``features`` (``[N, n_axes]``)."""

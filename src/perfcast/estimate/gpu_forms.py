@@ -235,4 +235,3 @@ COLLECTIVE = Form(
 
 FORMS: dict[str, Form] = {f.name: f for f in (GEMM, CONTEXT_ATTENTION, GENERATION_ATTENTION,
                                               MOE, MLA_CONTEXT, MLA_GENERATION, COLLECTIVE)}
-COLLECTIVE_OPS = tuple(_TRAFFIC)

@@ -69,6 +69,11 @@ def device_figures(hw: HardwareSpec, form: str, key: str) -> DeviceFigures | Non
     return figures_for(hw, compute)
 
 
+def element_bytes(form: str, key: str) -> float:
+    """Bytes per weight element of a fit's measured dtype (collectives: bf16 payload)."""
+    return 2.0 if form == "collective" else DTYPES[key.split("|", 1)[0]][1]
+
+
 @dataclass(frozen=True)
 class KernelFit:
     """One fitted form: parameters, correction grid, and how well it fitted."""
@@ -81,17 +86,10 @@ class KernelFit:
     fit_mape: float
     curves: ConfigCurves | None = None  # per measured configuration (MoE)
 
-    @property
-    def dtype(self) -> str:
-        return self.key.split("|", 1)[0]
-
-    def element_bytes(self) -> float:
-        return DTYPES[self.dtype][1] if self.form != "collective" else 2.0
-
     def seconds(self, dims: dict[str, Dim], hw: DeviceFigures) -> Dim:
         """Latency of the kernel(s) described by ``dims`` (arrays broadcast)."""
         form = FORMS[self.form]
-        base = form.seconds(self.params, dims, hw, self.element_bytes())
+        base = form.seconds(self.params, dims, hw, element_bytes(self.form, self.key))
         log_correction = self.grid(form.feature_matrix(dims))
         if self.curves is not None:
             log_correction = log_correction + self.curves(dims)
@@ -148,9 +146,6 @@ class GpuProfile:
 
     def fit(self, form: str, key: str) -> KernelFit | None:
         return self.fits.get((form, key))
-
-    def keys(self, form: str) -> list[str]:
-        return [k for f, k in self.fits if f == form]
 
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, "gpu": self.gpu, "engine": self.engine,
@@ -221,7 +216,12 @@ def _load_cached(path: Path, mtime_ns: int) -> GpuProfile:
     return GpuProfile.load(path)
 
 
+def profiles_in(folder: Path) -> list[tuple[str, str]]:
+    """(gpu, engine) of every profile file in ``folder``."""
+    names = (p.name.removesuffix(".json.gz") for p in folder.glob("*__*.json.gz"))
+    return sorted(tuple(n.split("__", 1)) for n in names)  # type: ignore[misc]
+
+
 def shipped_profiles() -> list[tuple[str, str]]:
     """(gpu, engine) of every packaged profile."""
-    names = (p.name.removesuffix(".json.gz") for p in SHIPPED.glob("*__*.json.gz"))
-    return sorted(tuple(n.split("__", 1)) for n in names)  # type: ignore[misc]
+    return profiles_in(SHIPPED)

@@ -12,7 +12,7 @@ only of the op's other parts take no time of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,12 +54,11 @@ def measured_key(dtype: object) -> str | None:
     return _MEASURED_KEY.get(normalize_dtype(dtype) or "")
 
 
-def _first_fit(profile: GpuProfile, form: str, key: str | None,
-               suffix: str = "") -> KernelFit | None:
+def _first_fit(profile: GpuProfile, form: str, key: str | None) -> KernelFit | None:
     """The fit of ``key``, else of a format that runs on the same tensor cores (an engine
     that measured only block-scaled fp8 GEMMs times per-tensor fp8 with them)."""
     for k in _ALSO.get(key or "", (key,) if key else ()):
-        fit = profile.fit(form, k + suffix)
+        fit = profile.fit(form, k)
         if fit is not None:
             return fit
     return None
@@ -79,13 +78,17 @@ class MeasuredTime:
     fallback: KernelTimeModel
     distribution: str = RANDOM
     graph: Graph | None = field(default=None, repr=False, compare=False)
+    # of the graph: grouped-GEMM node -> (fit, dims, share), and the nodes a measured MoE
+    # op includes (both found once per graph, not per kernel timed)
+    moe: dict[str, tuple[KernelFit, dict, Dim]] = field(default_factory=dict, repr=False,
+                                                        compare=False)
     inside_moe: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def for_graph(self, graph: Graph) -> MeasuredTime:
-        timed = MeasuredTime(self.profile, self.fallback.for_graph(graph), self.distribution,
-                             graph)
-        return MeasuredTime(timed.profile, timed.fallback, self.distribution, graph,
-                            timed._moe_op_parts())
+        timed = replace(self, fallback=self.fallback.for_graph(graph), graph=graph)
+        moe = {n.name: hit for n in graph.nodes
+               if n.kind == "grouped_gemm" and (hit := timed._moe(n)) is not None}
+        return replace(timed, moe=moe, inside_moe=timed._moe_op_parts(moe))
 
     def time(self, kernel: Kernel, hardware: HardwareSpec) -> KernelTime:
         if kernel.nodes and all(n.name in self.inside_moe for n in kernel.nodes):
@@ -123,16 +126,17 @@ class MeasuredTime:
         confidence = Confidence.weakest([f.confidence(dims) for f in fits])
         return (seconds if np.ndim(seconds) else float(seconds)), confidence
 
-    def _moe_op_parts(self) -> frozenset[str]:
-        """Nodes of MoE layers timed by a fit that the measured op already includes:
-        routing (top-k, dispatch), what runs between the two grouped GEMMs, the combine."""
+    def _moe_op_parts(self, moe: dict) -> frozenset[str]:
+        """Nodes of MoE layers timed by a fit (in ``moe``) that the measured op already
+        includes: routing (top-k, dispatch), what runs between the two grouped GEMMs, the
+        combine."""
         assert self.graph is not None
         g = self.graph
         parts: set[str] = set()
         modules = dict.fromkeys(n.module for n in g.nodes if n.kind == "grouped_gemm")
         for module in modules:
             gemms = [n for n in g.nodes if n.kind == "grouped_gemm" and n.module == module]
-            if len(gemms) != 2 or self._moe(gemms[0]) is None:
+            if len(gemms) != 2 or gemms[0].name not in moe:
                 continue  # not the up/down pair of a MoE layer timed by a fit
             parts |= {n.name for n in g.nodes if n.module == module
                       and n.kind in ("topk", "moe_dispatch", "moe_combine")}
@@ -152,7 +156,7 @@ class MeasuredTime:
         if node is None:
             return None
         if node.kind == "grouped_gemm":
-            return self._moe(node)
+            return self.moe.get(node.name)
         if node.kind in ("cached_attention", "scaled_dot_product_attention"):
             return self._attention(node)
         shape = kernel.shape

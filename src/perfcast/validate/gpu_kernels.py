@@ -17,7 +17,13 @@ import pandas as pd
 
 from perfcast.calibrate.from_measurements import engine_samples
 from perfcast.calibrate.gpu_fit import MIN_POINTS, Samples, fit_samples
-from perfcast.calibrate.measurements import ReadReport, TableFile, catalog_device, discover
+from perfcast.calibrate.measurements import (
+    ReadReport,
+    by_system,
+    discover,
+    engine_tables,
+    system_gpu,
+)
 from perfcast.estimate.gpu_profile import ENGINES, GpuProfile, device_figures
 from perfcast.hardware import HardwareSpec, load_spec
 
@@ -43,35 +49,20 @@ def _score(gpu: str, engine: str, s: Samples, predicted: np.ndarray, fitted_on: 
             "median_ape": float(np.median(ape))}
 
 
-def _by_system(root: Path, report: ReadReport) -> dict[str, list[TableFile]]:
-    out: dict[str, list[TableFile]] = {}
-    for tf in discover(root, report):
-        out.setdefault(tf.system, []).append(tf)
-    return out
-
-
-def _engine_tables(files: list[TableFile], engine: str) -> list[TableFile]:
-    own = [t for t in files if t.framework == engine]
-    return own + [t for t in files if t.framework == "nccl"] if own else []
-
-
-def _gpu_of(system: str, files: list[TableFile]) -> str | None:
-    devices = pd.read_parquet(files[0].path, columns=["device"])["device"].astype(str)
-    return catalog_device(system, sorted(set(devices)))
-
-
 def held_out_accuracy(root: Path, systems: list[str] | None = None,
                       engines: tuple[str, ...] = ENGINES, share: float = 0.3) -> pd.DataFrame:
     """Held-out error of every fit (one row per GPU, engine, form, key)."""
     report = ReadReport()
     rows = []
-    for system, files in sorted(_by_system(Path(root), report).items()):
-        gpu = _gpu_of(system, files)
-        if (systems and system not in systems) or gpu is None:
+    for system, files in by_system(discover(Path(root), report)).items():
+        if systems and system not in systems:
+            continue
+        gpu = system_gpu(system, files)[0]
+        if gpu is None:
             continue
         hw = load_spec(gpu)
         for engine in engines:
-            tables = _engine_tables(files, engine)
+            tables = engine_tables(files, engine)
             if not tables:
                 continue
             samples, _ = engine_samples(tables, report)
@@ -92,14 +83,14 @@ def transfer_accuracy(root: Path, target: str, profiles: list[GpuProfile],
     """Error on ``target``'s (a system directory) kernels predicted from ``profiles`` of
     the other GPUs only."""
     report = ReadReport()
-    files = _by_system(Path(root), report).get(target, [])
-    gpu = _gpu_of(target, files) if files else None
+    files = by_system(discover(Path(root), report)).get(target, [])
+    gpu = system_gpu(target, files)[0] if files else None
     if gpu is None:
         raise ValueError(f"{target}: no measurements, or its GPU is not in the catalog")
     hw = load_spec(gpu)
     rows = []
     for engine in engines:
-        tables = _engine_tables(files, engine)
+        tables = engine_tables(files, engine)
         donors = [p for p in profiles if p.engine == engine and p.gpu != gpu]
         if not tables or not donors:
             continue
